@@ -1,0 +1,5 @@
+import sys
+
+from dino_course.cli import main
+
+sys.exit(main())

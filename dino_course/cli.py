@@ -1,0 +1,91 @@
+"""The `dino-course` command (also `python -m dino_course`).
+
+Learners:
+    dino-course check [LESSON] [--exercise NAME]   grade one lesson (or all) and print verdicts
+
+Maintainers:
+    dino-course stubs [--check]                     regenerate dino_course/ exercise stubs from solutions/
+    dino-course notebooks [LESSON ...]              re-run lesson notebooks with the reference on, in place
+
+Every subcommand honours DINO_COURSE_REFERENCE (see `dino_course.reference`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+def _run_check(args: argparse.Namespace) -> int:
+    from dino_course.grading.catalog import lessons
+    from dino_course.grading.notebook import grade
+
+    if args.exercise and not args.lesson:
+        raise ValueError("--exercise needs a LESSON, e.g. dino-course check 3.1 --exercise ema_update")
+    chosen = [args.lesson] if args.lesson else list(lessons())
+    failed = False
+    for lesson in chosen:
+        report = grade(lesson, args.exercise)
+        print(report.render(f"Lesson {lesson} checks"))
+        failed |= report.counts()["failed"] > 0
+    return 1 if failed else 0
+
+
+def _run_stubs(args: argparse.Namespace) -> int:
+    from dino_course.grading.stubs import out_of_date_stubs, write_stubs
+
+    if args.check:
+        stale = out_of_date_stubs()
+        for path in stale:
+            print(f"out of date: {path} (run `dino-course stubs`)")
+        print("stubs in sync with solutions/" if not stale else f"{len(stale)} stub(s) out of date")
+        return 1 if stale else 0
+    changed = write_stubs()
+    print("\n".join(f"regenerated {path}" for path in changed) or "stubs already in sync")
+    return 0
+
+
+def _run_notebooks(args: argparse.Namespace) -> int:
+    from dino_course.lesson_notebooks import regenerate
+
+    for path, seconds in regenerate(args.lessons or None, cell_timeout=args.timeout):
+        print(f"ran {path} in {seconds:.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dino-course", description="Learn DINO by implementing it.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check", help="grade your exercises (one lesson, or all) and print verdicts")
+    check.add_argument("lesson", nargs="?", help="lesson id such as 3.1 (default: every lesson)")
+    check.add_argument("--exercise", help="only this exercise of the lesson")
+    check.set_defaults(run=_run_check)
+
+    stubs = commands.add_parser("stubs", help="maintainers: regenerate the exercise stubs in dino_course/ from solutions/")
+    stubs.add_argument("--check", action="store_true", help="only report stubs that are out of date (exit 1)")
+    stubs.set_defaults(run=_run_stubs)
+
+    notebooks = commands.add_parser(
+        "notebooks", help="maintainers: re-run lesson notebooks with the reference on and store their outputs"
+    )
+    notebooks.add_argument("lessons", nargs="*", help="lesson ids (default: every lesson with a notebook)")
+    notebooks.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    notebooks.set_defaults(run=_run_notebooks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except ValueError as exc:  # bad input: one clear line, no traceback
+        print(f"dino-course {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

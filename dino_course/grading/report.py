@@ -1,0 +1,114 @@
+"""Per-exercise verdicts and the progress table that `pytest` and `check()` both print."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dino_course.grading.catalog import Exercise, exercises, lesson_sort_key, lessons
+
+PASSED, FAILED, NOT_STARTED = "passed", "failed", "not started"
+_SYMBOL = {PASSED: "✓", FAILED: "✗", NOT_STARTED: "·"}
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one hidden check (one pytest test)."""
+
+    nodeid: str
+    exercise_id: str
+    outcome: str
+    message: str = ""
+
+
+@dataclass
+class ExerciseVerdict:
+    exercise: Exercise
+    outcome: str
+    message: str = ""
+    checks_passed: int = 0
+    checks_total: int = 0
+    reference: bool = False
+
+
+@dataclass
+class GradeReport:
+    """Everything one grading run found, ready to print or to query."""
+
+    verdicts: dict[str, ExerciseVerdict] = field(default_factory=dict)
+
+    @classmethod
+    def from_results(cls, results: list[CheckResult], reference_lessons) -> "GradeReport":
+        by_exercise: dict[str, list[CheckResult]] = {}
+        for result in results:
+            by_exercise.setdefault(result.exercise_id, []).append(result)
+        known = exercises()
+        verdicts = {}
+        for exercise_id in sorted(by_exercise, key=_exercise_order(known)):
+            checks = by_exercise[exercise_id]
+            lesson, _, name = exercise_id.partition("/")
+            exercise = known.get(exercise_id, Exercise(lesson, name, "?"))
+            failed = [c for c in checks if c.outcome == FAILED]
+            waiting = [c for c in checks if c.outcome == NOT_STARTED]
+            if failed:
+                outcome, message = FAILED, failed[0].message
+            elif waiting:
+                outcome, message = NOT_STARTED, waiting[0].message
+            else:
+                outcome, message = PASSED, ""
+            verdicts[exercise_id] = ExerciseVerdict(
+                exercise,
+                outcome,
+                message,
+                checks_passed=sum(c.outcome == PASSED for c in checks),
+                checks_total=len(checks),
+                reference=reference_lessons == "all" or lesson in reference_lessons,
+            )
+        return cls(verdicts)
+
+    def counts(self, lesson: str | None = None) -> dict[str, int]:
+        chosen = [v for v in self.verdicts.values() if lesson is None or v.exercise.lesson == lesson]
+        return {outcome: sum(v.outcome == outcome for v in chosen) for outcome in (PASSED, FAILED, NOT_STARTED)}
+
+    def lesson_complete(self, lesson: str) -> bool:
+        counts = self.counts(lesson)
+        return counts[PASSED] > 0 and counts[FAILED] == 0 and counts[NOT_STARTED] == 0
+
+    def render(self, title: str = "DINO course: your progress") -> str:
+        if not self.verdicts:
+            return f"{title}\n  (no exercise checks ran)"
+        lines = [title]
+        known_lessons = lessons()
+        lesson_ids = sorted({v.exercise.lesson for v in self.verdicts.values()}, key=lesson_sort_key)
+        for lesson_id in lesson_ids:
+            chosen = [v for v in self.verdicts.values() if v.exercise.lesson == lesson_id]
+            title_text = known_lessons[lesson_id].title if lesson_id in known_lessons else ""
+            counts = self.counts(lesson_id)
+            status = "complete" if self.lesson_complete(lesson_id) else f"{counts[PASSED]}/{len(chosen)} passed"
+            reference = " (reference code)" if all(v.reference for v in chosen) else ""
+            lines.append(f"Lesson {lesson_id} · {title_text}: {status}{reference}")
+            width = max(len(v.exercise.name) for v in chosen)
+            for verdict in chosen:
+                line = f"  {_SYMBOL[verdict.outcome]} {verdict.exercise.name.ljust(width)}  {verdict.outcome}"
+                if verdict.message:
+                    line += f": {verdict.message}"
+                lines.append(line)
+        counts = self.counts()
+        total = len(self.verdicts)
+        lines.append(
+            f"Score: {counts[PASSED]} of {total} exercises passed ({100 * counts[PASSED] / total:.0f} %), "
+            f"{counts[FAILED]} failed, {counts[NOT_STARTED]} not started"
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _exercise_order(known: dict[str, Exercise]):
+    order = {exercise_id: index for index, exercise_id in enumerate(known)}
+
+    def key(exercise_id: str):
+        lesson = exercise_id.partition("/")[0]
+        return (lesson_sort_key(lesson) if lesson.replace(".", "").isdigit() else (999,), order.get(exercise_id, 10**6), exercise_id)
+
+    return key
