@@ -70,8 +70,10 @@ class GradeReport:
         return {outcome: sum(v.outcome == outcome for v in chosen) for outcome in (PASSED, FAILED, NOT_STARTED)}
 
     def lesson_complete(self, lesson: str) -> bool:
-        counts = self.counts(lesson)
-        return counts[PASSED] > 0 and counts[FAILED] == 0 and counts[NOT_STARTED] == 0
+        """Every exercise of the lesson was graded in this run, and passed."""
+        known = lessons().get(lesson)
+        graded = {v.exercise.name for v in self.verdicts.values() if v.exercise.lesson == lesson and v.outcome == PASSED}
+        return known is not None and graded == {e.name for e in known.exercises}
 
     def render(self, title: str = "DINO course: your progress") -> str:
         if not self.verdicts:
