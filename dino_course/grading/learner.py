@@ -28,7 +28,7 @@ def import_learner_module(module: str):
     except SyntaxError as exc:  # includes IndentationError
         sys.modules.pop(f"dino_course.{module}", None)
         raise LearnerCodeError(
-            f"{path} has a {type(exc).__name__} on line {exc.lineno}: {exc.msg}. "
+            f"{path} has a syntax error ({type(exc).__name__}) on line {exc.lineno}: {exc.msg}. "
             "Fix it and every exercise in the file can be graded again."
         ) from None
     except ImportError as exc:

@@ -1,0 +1,83 @@
+"""The course's own checks: single source of truth, stubs, and the exercise <-> check mapping."""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from dino_course.grading.catalog import REPO_ROOT, TESTS_DIR, exercises, lessons, solution_modules
+from dino_course.grading.stubs import generate_stub, leaked_solution_lines, out_of_date_stubs, stub_path
+
+pytestmark = pytest.mark.maintainer
+
+
+def test_stubs_are_in_sync_with_solutions():
+    stale = out_of_date_stubs()
+    assert not stale, f"generated stubs differ from solutions/: {stale}; run `dino-course stubs`"
+
+
+@pytest.mark.parametrize("solution", solution_modules(), ids=lambda s: s.module)
+def test_no_solution_body_leaks_into_a_stub(solution):
+    committed = stub_path(solution).read_text(encoding="utf-8")
+    for text in (committed, generate_stub(solution)):
+        leaked = leaked_solution_lines(solution, text)
+        assert not leaked, f"solution lines found in dino_course/{solution.module}.py: {leaked[:5]}"
+
+
+@pytest.mark.parametrize("solution", solution_modules(), ids=lambda s: s.module)
+def test_every_stub_exercise_raises_its_own_not_started_error(solution):
+    tree = ast.parse(stub_path(solution).read_text(encoding="utf-8"))
+    raised = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and getattr(node.exc.func, "id", "") == "ExerciseNotStarted":
+            raised.add(tuple(arg.value for arg in node.exc.args))
+    expected = {(solution.lesson, body.name) for body in solution.bodies}
+    assert raised == expected
+
+
+def test_every_lesson_has_exercises_and_a_notebook():
+    assert lessons(), "no lessons found in solutions/"
+    for lesson in lessons().values():
+        assert lesson.exercises, f"lesson {lesson.id} has no marked exercises"
+        assert lesson.notebook and (REPO_ROOT / lesson.notebook).exists(), f"lesson {lesson.id}: notebook {lesson.notebook!r} missing"
+
+
+def _collected_checks() -> list[tuple[str, str]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "--list-checks", str(TESTS_DIR)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    pairs = []
+    for line in result.stdout.splitlines():
+        if "\t" in line:
+            exercise_id, nodeid = line.split("\t", 1)
+            pairs.append((exercise_id, nodeid))
+    return pairs
+
+
+def test_every_exercise_has_a_check_and_every_check_an_exercise():
+    checks = _collected_checks()
+    known = exercises()
+    unknown = sorted({e for e, nodeid in checks if e != "-" and e not in known})
+    assert not unknown, f"checks tied to exercises that do not exist: {unknown}"
+    untied = sorted(nodeid for e, nodeid in checks if e == "-" and "/maintainer/" not in nodeid and "/browser/" not in nodeid)
+    assert not untied, f"checks outside tests/maintainer that are not tied to an exercise: {untied[:5]}"
+    unchecked = sorted(set(known) - {e for e, _ in checks})
+    assert not unchecked, f"exercises without any check: {unchecked}"
+
+
+@pytest.mark.parametrize("solution", solution_modules(), ids=lambda s: s.module)
+def test_solution_docstring_examples_run(solution):
+    module = importlib.import_module(f"solutions.{solution.module}")
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert result.attempted > 0, f"solutions/{solution.module}.py has no docstring examples"
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in solutions/{solution.module}.py"

@@ -1,0 +1,89 @@
+"""The given Vision Transformer: contract checks and parity with the original implementation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dino_course.vit import TINY_CPU, VIT_SMALL_16, ViTConfig, VisionTransformer, interpolate_pos_embed, vit_small, vit_tiny_cpu
+
+pytestmark = pytest.mark.maintainer
+
+
+@pytest.mark.parametrize("unit", [False, True], ids=["init-scale", "unit-scale"])
+def test_pos_embed_interpolation_matches_original(golden, unit):
+    entry = golden["pos_embed"]
+    pos_embed = entry["pos_embed_unit" if unit else "pos_embed"]
+    for case in entry["cases_unit" if unit else "cases"]:
+        rows, cols = case["grid"]
+        got = interpolate_pos_embed(pos_embed, rows, cols)
+        # golden README: an independent implementation agrees to 5.2e-7 x max|pos_embed|; suggested 1e-6 relative
+        torch.testing.assert_close(got, case["output"], rtol=0, atol=1e-6 * pos_embed.abs().max().item())
+
+
+def _golden_backbone(golden) -> VisionTransformer:
+    config = golden["train"]["config"]
+    model = VisionTransformer(
+        ViTConfig(img_size=config["img_size"][0], patch_size=config["patch_size"], embed_dim=config["embed_dim"], depth=config["depth"], num_heads=config["num_heads"])
+    )
+    state = {k.removeprefix("backbone."): v for k, v in golden["train"]["init_student"].items() if k.startswith("backbone.")}
+    model.load_state_dict(state)  # strict: the keys match the original's
+    return model
+
+
+def test_last_attention_matches_original(golden):
+    model = _golden_backbone(golden)
+    attention = model.last_attention(golden["train"]["inputs"][0][0])
+    torch.testing.assert_close(attention, golden["attention"]["attention"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [32, 16, 24])
+def test_fast_attention_path_equals_explicit_probabilities(size):
+    torch.manual_seed(0)
+    model = vit_tiny_cpu(depth=1)
+    images = torch.randn(2, 3, size, size)
+    block = model.blocks[0]
+    x = block.norm1(model.embed(images))
+    explicit = block.attn.attention_probs(x) @ block.attn._split_heads(x)[2]  # (B, heads, N, hd)
+    explicit = block.attn.proj(explicit.transpose(1, 2).reshape(x.shape))
+    torch.testing.assert_close(block.attn(x), explicit, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cfg", [TINY_CPU, ViTConfig(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=4)])
+def test_shapes_for_global_and_local_crops(cfg):
+    model = VisionTransformer(cfg)
+    for size in (cfg.img_size, cfg.img_size // 2):
+        images = torch.randn(3, 3, size, size)
+        tokens = (size // cfg.patch_size) ** 2
+        assert model(images).shape == (3, cfg.embed_dim)
+        assert model.token_features(images).shape == (3, 1 + tokens, cfg.embed_dim)
+        attention = model.last_attention(images)
+        assert attention.shape == (3, cfg.num_heads, 1 + tokens, 1 + tokens)
+        torch.testing.assert_close(attention.sum(-1), torch.ones(3, cfg.num_heads, 1 + tokens))
+
+
+def test_every_parameter_gets_a_gradient_and_no_nans():
+    model = vit_tiny_cpu()
+    out = model(torch.randn(2, 3, 32, 32)).sum() + model(torch.randn(2, 3, 16, 16)).sum()
+    out.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+
+
+def test_presets():
+    assert sum(p.numel() for p in vit_small().parameters()) == 21_665_664  # ViT-S/16 with 224 px position embeddings
+    assert VIT_SMALL_16.patch_size == 16 and VIT_SMALL_16.embed_dim == 384
+    assert vit_tiny_cpu(embed_dim=48, num_heads=2).embed_dim == 48
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="embed_dim"):
+        ViTConfig(embed_dim=100, num_heads=3)
+    with pytest.raises(ValueError, match="img_size"):
+        ViTConfig(img_size=30, patch_size=4)
+    model = vit_tiny_cpu()
+    with pytest.raises(ValueError, match="images"):
+        model(torch.randn(3, 32, 32))
+    with pytest.raises(ValueError, match="multiples of the patch size"):
+        model(torch.randn(1, 3, 30, 30))
