@@ -163,10 +163,15 @@ def test_ema_matches_reference(kind, momentum):
     student, teacher = randomised_pair(kind, seed=5)
     expected = copy.deepcopy(teacher)
     ref.ema_update(expected, student, momentum)
+    swapped = copy.deepcopy(teacher)
+    ref.ema_update(swapped, student, 1.0 - momentum)  # the most common slip: τ and 1 − τ exchanged
     student_before = parameters_of(student)
     st.ema_update(teacher, student, momentum)
-    for (name, got), want in zip(teacher.named_parameters(), expected.parameters()):
-        expect_close(got, want, f"teacher {name!r} after ema_update(τ={momentum}) is wrong: expected τ·θ_t + (1−τ)·θ_s", **EMA_TOL)
+    for (name, got), want, slip in zip(teacher.named_parameters(), expected.parameters(), swapped.parameters()):
+        hint = f"teacher {name!r} after ema_update(τ={momentum}) is wrong: expected τ·θ_t + (1−τ)·θ_s"
+        if momentum != 0.5 and torch.allclose(got, slip, **EMA_TOL) and not torch.allclose(got, want, **EMA_TOL):
+            hint += " (you computed (1−τ)·θ_t + τ·θ_s: τ weighs the teacher, not the student)"
+        expect_close(got, want, hint, **EMA_TOL)
     for name, p in student.named_parameters():
         expect(torch.equal(p, student_before[name]), "ema_update changed the student: only the teacher moves")
 
