@@ -236,7 +236,8 @@ def _skill_line(result: SkillResult) -> str:
     if result.status != NOT_AVAILABLE and result.missing_lessons:
         notes.append(f"lesson {', '.join(result.missing_lessons)} not available yet")
     suffix = f" ({'; '.join(notes)})" if notes else ""
-    return f"{_SKILL_SYMBOL[result.status]} {result.skill.title}: {result.status}{suffix}"
+    label = "demonstrated so far" if result.status == DEMONSTRATED and result.missing_lessons else result.status
+    return f"{_SKILL_SYMBOL[result.status]} {result.skill.title}: {label}{suffix}"
 
 
 def render_skills(results: list[SkillResult]) -> str:
