@@ -56,7 +56,8 @@ class Skill:
     exercises: tuple[str, ...]  # exercise ids ('3.1/ema_update') whose hidden checks demonstrate it
 
 
-# Exercise ids follow /work/interfaces.md (the parallel branches' contract). A maintainer check
+# Exercise ids follow the course's interface contract and the ids of the Lesson 3.2 / 3.3 branches as
+# they were written (sample_crop_box, the 3.3 diagnostics, the head pieces). A maintainer check
 # (tests/maintainer/test_assessment.py) fails when an id is missing from a lesson that exists.
 SKILLS: tuple[Skill, ...] = (
     Skill(
@@ -74,12 +75,19 @@ SKILLS: tuple[Skill, ...] = (
     Skill(
         "debug-multicrop",
         "Debug a multi-crop augmentation pipeline",
-        ("3.2/group_by_resolution", "3.2/collate_multicrop"),
+        ("3.2/sample_crop_box", "3.2/group_by_resolution", "3.2/collate_multicrop"),
     ),
     Skill(
         "feature-quality",
         "Analyse feature quality and representation collapse",
-        ("3.1/parameter_divergence", "3.3/DINOProjectionHead.forward"),
+        (
+            "3.1/parameter_divergence",
+            "3.3/l2_norm_consistency",
+            "3.3/pairwise_cosine_similarities",
+            "3.3/dimension_spread",
+            "3.3/effective_rank",
+            "3.3/prediction_entropies",
+        ),
     ),
     Skill(
         "multicrop-memory",
@@ -92,8 +100,10 @@ SKILLS: tuple[Skill, ...] = (
         (
             "3.1/StudentTeacherWrapper.forward",
             "3.1/StudentTeacherWrapper.update_teacher",
-            "3.3/MultiCropNetwork.forward",
+            "3.3/l2_normalize",
+            "3.3/DINOProjectionHead.forward",
             "3.3/cancel_last_layer_gradients",
+            "3.3/MultiCropNetwork.forward",
         ),
     ),
 )
@@ -168,8 +178,37 @@ def section_to_revisit(exercise_id: str) -> str:
 # ----------------------------------------------------------------------------- running the checks
 
 
+def untouched_lessons_report(lesson_id: str) -> GradeReport | None:
+    """All-'not started' verdicts for a lesson whose exercise files are still the generated stubs, else None.
+
+    Every hidden check first calls the learner's code, and an untouched stub raises
+    `ExerciseNotStarted` there, so running the checks could only say "not started": this says
+    it from a text comparison, without running them (a learner at Lesson 3.4 has not touched
+    Module 4 yet, and grading it would cost time for nothing).
+    """
+    from dino_course import reference
+    from dino_course.grading.catalog import solution_modules
+    from dino_course.grading.report import ExerciseVerdict
+    from dino_course.grading.stubs import generate_stub, stub_path
+
+    if lesson_id not in lessons() or reference.is_reference(lesson_id):
+        return None
+    for solution in solution_modules():
+        if solution.lesson != lesson_id:
+            continue
+        path = stub_path(solution)
+        if not path.exists() or path.read_text(encoding="utf-8") != generate_stub(solution):
+            return None
+    verdicts = {e.id: ExerciseVerdict(e, NOT_STARTED) for e in lessons()[lesson_id].exercises}
+    return GradeReport(verdicts)
+
+
 def grade_lessons(lesson_ids: Iterable[str], grade: Callable[[str], GradeReport] | None = None) -> dict[str, GradeReport | Exception]:
-    """Grade each available lesson once; a grading crash is kept as the lesson's value, not raised."""
+    """Grade each available lesson once; a grading crash is kept as the lesson's value, not raised.
+
+    Lessons whose exercise files are untouched stubs are reported as not started without running
+    their checks (see `untouched_lessons_report`).
+    """
     if grade is None:
         from dino_course.grading.notebook import grade
     reports: dict[str, GradeReport | Exception] = {}
@@ -177,7 +216,7 @@ def grade_lessons(lesson_ids: Iterable[str], grade: Callable[[str], GradeReport]
         if lesson_id not in lessons():
             continue
         try:
-            reports[lesson_id] = grade(lesson_id)
+            reports[lesson_id] = untouched_lessons_report(lesson_id) or grade(lesson_id)
         except Exception as exc:  # keep the other lessons' results; say what happened
             reports[lesson_id] = exc
     return reports
@@ -261,32 +300,38 @@ def render_skills(results: list[SkillResult]) -> str:
 
 
 def skills_html(results: list[SkillResult]) -> str:
-    """The same report as an HTML table for the notebook."""
+    """The same report as an HTML table for the notebook: every mapped check with its verdict, and what to revisit."""
     import html
 
     colour = {DEMONSTRATED: "#1a7f37", NEEDS_WORK: "#cf222e", NOT_AVAILABLE: "#6e7781"}
     rows = []
     for result in results:
-        details = []
+        checks = "<br>".join(
+            f"{_SYMBOL[e.outcome]} <code>{html.escape(e.exercise_id)}</code>"
+            + ("" if e.outcome == PASSED else f" <small>{html.escape(e.outcome)}</small>")
+            for e in result.exercises
+        )
+        todo = []
         for status in result.exercises:
-            if status.outcome == PASSED:
+            if status.outcome in (PASSED, NOT_AVAILABLE):
                 continue
-            text = f"{_SYMBOL[status.outcome]} <code>{html.escape(status.exercise_id)}</code>: {html.escape(status.outcome)}"
+            text = f"<code>{html.escape(status.exercise_id.partition('/')[2])}</code>"
             if status.message:
-                text += f" <small>({html.escape(status.message)})</small>"
-            if status.revisit and status.outcome != NOT_AVAILABLE:
+                text += f": <small>{html.escape(status.message)}</small>"
+            if status.revisit:
                 text += f"<br>&nbsp;&nbsp;→ revisit {html.escape(status.revisit)}"
-            details.append(text)
+            todo.append(text)
+        if not todo:
+            todo = ["wait for the missing lesson" if result.status == NOT_AVAILABLE else "nothing: all its checks pass"]
         label = _skill_line(result).split(": ", 1)[1]
         rows.append(
             f"<tr><td style='text-align:left'>{html.escape(result.skill.title)}</td>"
             f"<td style='text-align:left;color:{colour[result.status]}'><b>{html.escape(label)}</b></td>"
-            f"<td style='text-align:left'>{'<br>'.join(details) or 'all checks pass'}</td></tr>"
+            f"<td style='text-align:left'>{checks}</td>"
+            f"<td style='text-align:left'>{'<br>'.join(todo)}</td></tr>"
         )
-    return (
-        "<table><thead><tr><th style='text-align:left'>skill</th><th style='text-align:left'>status</th>"
-        "<th style='text-align:left'>what to do</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-    )
+    header = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("skill", "status", "hidden checks", "what to do"))
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 # ----------------------------------------------------------------------------- self-rating widget

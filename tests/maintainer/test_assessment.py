@@ -214,3 +214,35 @@ def test_cli_progress_command(tmp_path):
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0 and "could not be read" in result.stderr
+
+
+def test_untouched_stubs_are_not_started_without_running_checks(monkeypatch):
+    """The shortcut agrees with the real grader on a fresh clone, and steps aside once a file changes."""
+    from dino_course.grading import stubs
+    from dino_course.grading.catalog import solution_modules
+
+    monkeypatch.setenv("DINO_COURSE_REFERENCE", "")
+    graded = []
+
+    def fake_grade(lesson_id):
+        graded.append(lesson_id)
+        return GradeReport()
+
+    solution = next(s for s in solution_modules() if s.lesson == "3.1")
+    fresh = stubs.stub_path(solution).read_text(encoding="utf-8") == stubs.generate_stub(solution)
+    reports = assessment.grade_lessons(["3.1"], grade=fake_grade)
+    if fresh:
+        assert graded == [] and reports["3.1"].counts("3.1")[NOT_STARTED] == len(ST_IDS)
+    else:  # a learner's copy with work in it: the real checks run
+        assert graded == ["3.1"]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stubs, "generate_stub", lambda solution: "an edited file")
+        graded.clear()
+        assessment.grade_lessons(["3.1"], grade=fake_grade)
+        assert graded == ["3.1"], "an edited exercise file must be graded by its checks"
+
+    monkeypatch.setenv("DINO_COURSE_REFERENCE", "3.1")
+    graded.clear()
+    assessment.grade_lessons(["3.1"], grade=fake_grade)
+    assert graded == ["3.1"], "with the reference on, the checks run"
