@@ -2,6 +2,7 @@
 
 Learners:
     dino-course check [LESSON] [--exercise NAME]   grade one lesson (or all) and print verdicts
+    dino-course progress [--no-grade]               your progress: exercises, self-ratings, quiz per lesson
 
 Maintainers:
     dino-course stubs [--check]                     regenerate dino_course/ exercise stubs from solutions/
@@ -28,6 +29,13 @@ def _run_check(args: argparse.Namespace) -> int:
         print(report.render(f"Lesson {lesson} checks"))
         failed |= report.counts()["failed"] > 0
     return 1 if failed else 0
+
+
+def _run_progress(args: argparse.Namespace) -> int:
+    from dino_course.dashboard import print_progress
+
+    print_progress(grade=not args.no_grade)
+    return 0
 
 
 def _run_stubs(args: argparse.Namespace) -> int:
@@ -60,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("lesson", nargs="?", help="lesson id such as 3.1 (default: every lesson)")
     check.add_argument("--exercise", help="only this exercise of the lesson")
     check.set_defaults(run=_run_check)
+
+    progress = commands.add_parser("progress", help="your progress per lesson: exercises passed, self-ratings, quiz")
+    progress.add_argument("--no-grade", action="store_true", help="skip running the checks (ratings and quiz only)")
+    progress.set_defaults(run=_run_progress)
 
     stubs = commands.add_parser("stubs", help="maintainers: regenerate the exercise stubs in dino_course/ from solutions/")
     stubs.add_argument("--check", action="store_true", help="only report stubs that are out of date (exit 1)")

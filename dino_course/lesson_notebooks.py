@@ -15,16 +15,24 @@ from dino_course.reference import ENV_VAR
 from dino_course.safe_files import atomic_write_text
 
 
+def _notebooks_named(lesson_id: str) -> list[Path]:
+    return sorted((REPO_ROOT / "lessons").glob(f"module*/{lesson_id}_*.ipynb"))
+
+
 def lesson_notebooks(lesson_ids: list[str] | None = None) -> list[Path]:
     """Notebook paths of the chosen lessons (default: all), in course order."""
     known = lessons()
     if lesson_ids is not None:
-        unknown = sorted(set(lesson_ids) - set(known))
+        # a lesson without exercises (e.g. 3.4, the assessment) is known by its notebook's name
+        unknown = sorted(i for i in set(lesson_ids) - set(known) if not _notebooks_named(i))
         if unknown:
-            raise ValueError(f"lessons must be among {sorted(known)}, got unknown {unknown}")
+            raise ValueError(f"lessons must be among {sorted(known)} or name a notebook <id>_*.ipynb, got unknown {unknown}")
     chosen = lesson_ids or list(known)
     paths = []
     for lesson_id in chosen:
+        if lesson_id not in known:
+            paths += [p for p in _notebooks_named(lesson_id) if p not in paths]
+            continue
         notebook = known[lesson_id].notebook
         if notebook and notebook not in [str(p.relative_to(REPO_ROOT)) for p in paths]:
             paths.append(REPO_ROOT / notebook)
