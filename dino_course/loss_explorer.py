@@ -197,7 +197,7 @@ def plot_sharpening(logits_row: torch.Tensor, show: tuple[float, ...] = (1.0, 0.
     curve = sharpening_profile(logits_row[None], torch.logspace(-2.5, 1, 60).tolist())
     axes[-1].semilogx(curve["temperatures"], curve["entropy"])
     axes[-1].axhline(curve["log_k"], color="grey", linestyle=":", label="log K")
-    for temperature, label in ((0.04, "teacher 0.04"), (0.07, "0.07"), (0.1, "student 0.1")):
+    for temperature in (0.04, 0.07, 0.1):  # the teacher's range and the student's temperature
         axes[-1].axvline(temperature, color="tab:red", alpha=0.4, linestyle="--")
     axes[-1].set_xlabel("temperature τ")
     axes[-1].set_ylabel("entropy (nats)")
@@ -276,8 +276,8 @@ def plot_collapse_regimes(regimes: dict, figure=None):
     axis.axhline(regimes["log_k"], color="grey", linestyle=":", label="log K")
     axis.set_xticks(positions.tolist(), names)
     axis.set_ylabel("nats")
-    axis.legend(fontsize=8, loc="upper left")
-    figure.tight_layout()
+    figure.legend(fontsize=8, loc="lower center", ncol=3)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     return figure
 
 
