@@ -301,6 +301,12 @@ def test_train_step_reproduces_four_original_iterations(golden):
         metrics = st.train_step(model, criterion, optimizer, train["inputs"][it], it, epoch, schedules,
                                 clip_grad=train["config"]["clip_grad"], freeze_last_layer=train["config"]["freeze_last_layer"])
         expect(isinstance(metrics, dict), "train_step must return a dict of metrics")
+        if epoch < train["config"]["freeze_last_layer"]:
+            expect(
+                torch.equal(model.student.head.last_layer.weight_v.detach(), train["init_student"]["head.last_layer.weight_v"]),
+                f"iteration {it} (epoch {epoch}): the last layer moved during the freeze: call "
+                "cancel_last_layer_gradients(model.student, epoch, freeze_last_layer) after backward, before optimizer.step()",
+            )
         expect_close(torch.tensor(float(metrics["loss"])), torch.tensor(train["loss"][it]), f"iteration {it}: the loss differs from the original's", rtol=0, atol=1e-5)
         expect_close(criterion.center, train["center"][it], f"iteration {it}: the center differs: the criterion must be called once per step, with the teacher's output", rtol=0, atol=1e-6)
         for key, want in (("lr", train["lr"][it]), ("weight_decay", train["wd"][it]), ("momentum", train["momentum"][it])):
