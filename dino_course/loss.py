@@ -91,7 +91,8 @@ def dino_loss(
     Row b of every view shows the same image, so pairs are formed row by row. Use
     `log_softmax` (not `log(softmax(...))`, which gives −inf, then NaN, for confident
     students). A double loop over (t, s) is fine; the reference is vectorised.
-    The computation runs in float32 even when the outputs are bfloat16 (autocast).
+    The computation runs in float32 even when the outputs are bfloat16 or the call sits inside
+    `torch.autocast` (matrix products there would otherwise run in bfloat16).
 
     Args:
         student_output: `(V * B, K)` student logits, crop-major, global views first.

@@ -87,7 +87,8 @@ def dino_loss(
     Row b of every view shows the same image, so pairs are formed row by row. Use
     `log_softmax` (not `log(softmax(...))`, which gives −inf, then NaN, for confident
     students). A double loop over (t, s) is fine; the reference is vectorised.
-    The computation runs in float32 even when the outputs are bfloat16 (autocast).
+    The computation runs in float32 even when the outputs are bfloat16 or the call sits inside
+    `torch.autocast` (matrix products there would otherwise run in bfloat16).
 
     Args:
         student_output: `(V * B, K)` student logits, crop-major, global views first.
@@ -114,16 +115,18 @@ def dino_loss(
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     # BEGIN SOLUTION
     n_teacher = n_global_views
-    # Teacher targets: centre, sharpen, and cut them out of the graph.
-    teacher_probs = torch.softmax((teacher_output.detach().float() - center) / teacher_temp, dim=-1)
-    teacher_probs = teacher_probs.view(n_teacher, batch, -1)  # (n_global, B, K)
-    student_log_probs = torch.log_softmax(student_output.float() / student_temp, dim=-1)
-    student_log_probs = student_log_probs.view(n_views, batch, -1)  # (V, B, K)
-    # cross_entropy[t, s] = (1/B) Σ_b −Σ_k q_t[b, k] log p_s[b, k], for every pair at once
-    cross_entropy = -torch.einsum("tbk,sbk->ts", teacher_probs, student_log_probs) / batch  # (n_global, V)
-    # A view is never compared with itself: drop the pairs (t, t).
-    same_view = torch.eye(n_teacher, n_views, dtype=torch.bool, device=cross_entropy.device)
-    return cross_entropy[~same_view].mean()
+    # Under torch.autocast the einsum below would run in bfloat16: keep the whole loss in float32.
+    with torch.autocast(device_type=student_output.device.type, enabled=False):
+        # Teacher targets: centre, sharpen, and cut them out of the graph.
+        teacher_probs = torch.softmax((teacher_output.detach().float() - center.float()) / teacher_temp, dim=-1)
+        teacher_probs = teacher_probs.view(n_teacher, batch, -1)  # (n_global, B, K)
+        student_log_probs = torch.log_softmax(student_output.float() / student_temp, dim=-1)
+        student_log_probs = student_log_probs.view(n_views, batch, -1)  # (V, B, K)
+        # cross_entropy[t, s] = (1/B) Σ_b −Σ_k q_t[b, k] log p_s[b, k], for every pair at once
+        cross_entropy = -torch.einsum("tbk,sbk->ts", teacher_probs, student_log_probs) / batch  # (n_global, V)
+        # A view is never compared with itself: drop the pairs (t, t).
+        same_view = torch.eye(n_teacher, n_views, dtype=torch.bool, device=cross_entropy.device)
+        return cross_entropy[~same_view].mean()
     # END SOLUTION
 
 

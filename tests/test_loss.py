@@ -142,6 +142,20 @@ def test_dino_loss_accepts_bfloat16_outputs():
 
 
 @exercise("dino_loss")
+def test_dino_loss_stays_float32_inside_autocast():
+    student, teacher, center = outputs(12, 4, 4, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = st.dino_loss(student, teacher, center, 0.04)
+    want = ref.dino_loss(student, teacher, center, 0.04)
+    expect(
+        got.dtype == torch.float32,
+        f"inside torch.autocast the loss came out as {got.dtype}: matrix products (einsum, @) run in bfloat16 there; "
+        "wrap the computation in torch.autocast(device_type=..., enabled=False) or use elementwise products",
+    )
+    expect_close(got, want, "inside torch.autocast the loss must equal the float32 loss", **TOL)
+
+
+@exercise("dino_loss")
 def test_dino_loss_invariants():
     student, teacher, center = outputs(13, 4, 3, 10)
     base = st.dino_loss(student, teacher, center, 0.04)
