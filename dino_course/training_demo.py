@@ -1,0 +1,158 @@
+"""Given: a short, real DINO run for Lesson 4.4 on tiny random-crop data (seconds on a CPU).
+
+Not the course's main training job (that is `dino-course train`): this runs a few dozen
+iterations of *your* `train_step` (and loss, schedules, model) on scikit-learn's handwritten
+digits, which ship with scikit-learn (no download), so the lesson can show the loss falling and
+the teacher's outputs staying away from both collapses. The crops are plain random resized
+crops plus horizontal flips (no colour jitter or blur: the digits are grey), a simplification
+of Lesson 3.2's multi-crop recipe, named here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN, IMAGENET_STD = 0.449, 0.226  # grey-level mean/std of ImageNet's channel averages
+
+
+def digit_images(size: int = 32, limit: int | None = None) -> torch.Tensor:
+    """scikit-learn's 8×8 digits as float images `(N, 3, size, size)` in [0, 1], upsampled bilinearly."""
+    from sklearn.datasets import load_digits  # ships with scikit-learn: no download
+
+    pixels = torch.tensor(load_digits().images[:limit], dtype=torch.float32) / 16.0  # (N, 8, 8) in [0, 1]
+    images = F.interpolate(pixels[:, None], size=(size, size), mode="bilinear", align_corners=False)
+    return images.expand(-1, 3, -1, -1).contiguous()  # (N, 3, size, size)
+
+
+def random_resized_crops(
+    images: torch.Tensor, size: int, scale: tuple[float, float], generator: torch.Generator
+) -> torch.Tensor:
+    """One random square-ish crop per image (area fraction in `scale`), resized to `size`, randomly flipped."""
+    batch, _, height, width = images.shape
+    crops = []
+    for index in range(batch):
+        area = float(torch.empty(()).uniform_(*scale, generator=generator)) * height * width
+        aspect = math.exp(float(torch.empty(()).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator)))
+        crop_h = min(height, max(1, round(math.sqrt(area / aspect))))
+        crop_w = min(width, max(1, round(math.sqrt(area * aspect))))
+        top = int(torch.randint(0, height - crop_h + 1, (), generator=generator))
+        left = int(torch.randint(0, width - crop_w + 1, (), generator=generator))
+        crop = images[index : index + 1, :, top : top + crop_h, left : left + crop_w]
+        crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False)
+        if bool(torch.rand((), generator=generator) < 0.5):
+            crop = crop.flip(-1)
+        crops.append(crop)
+    return (torch.cat(crops) - IMAGENET_MEAN) / IMAGENET_STD  # (B, 3, size, size)
+
+
+def multicrop_views(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    global_size: int = 32,
+    local_size: int = 16,
+    n_local: int = 4,
+    global_scale: tuple[float, float] = (0.4, 1.0),
+    local_scale: tuple[float, float] = (0.05, 0.4),
+) -> list[torch.Tensor]:
+    """2 global views then `n_local` local views, each `(B, 3, size, size)` (the course's cpu-32 sizes)."""
+    views = [random_resized_crops(images, global_size, global_scale, generator) for _ in range(2)]
+    views += [random_resized_crops(images, local_size, local_scale, generator) for _ in range(n_local)]
+    return views
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """A run of ~20 s on 2 CPU cores. Every value that is not the paper's says so."""
+
+    steps: int = 60  # course choice: a few dozen iterations
+    steps_per_epoch: int = 10  # course choice: short "epochs" so the warm-up and the last-layer freeze show
+    batch_size: int = 64  # paper: 1024
+    global_size: int = 16  # paper: 224 px (the digits are 8 px originals)
+    local_size: int = 8  # paper: 96 px
+    n_local: int = 2  # paper: 8
+    patch_size: int = 4  # paper: 16 px
+    embed_dim: int = 32  # D; ViT-S: 384
+    depth: int = 2  # ViT-S: 12
+    num_heads: int = 2  # ViT-S: 6
+    output_dim: int = 64  # K; paper: 65536
+    hidden_dim: int = 64  # paper: 2048
+    bottleneck_dim: int = 16  # paper: 256
+    # The original's `use_bn_in_head` option (its ResNet recipe; ViTs use False). Without it, this tiny ViT at
+    # random initialisation gives nearly the same output for every image, the center removes it, and within
+    # ~20 iterations the teacher is uniform for every image (uniform collapse): the lesson shows both runs.
+    use_bn: bool = True
+    base_lr: float = 2e-3  # course choice (paper 5e-4): peak lr 2e-3 * 64/256 = 5e-4, enough to move in 60 steps
+    warmup_epochs: int = 1  # paper: 10 (of 100+)
+    teacher_temp: float = 0.04  # paper
+    student_temp: float = 0.1  # paper
+    center_momentum: float = 0.9  # paper
+    clip_grad: float = 3.0  # paper
+    freeze_last_layer: int = 1  # paper
+    momentum_teacher: float = 0.99  # course choice (paper 0.996): the teacher must follow within 60 steps
+    seed: int = 0
+
+
+def teacher_entropies(teacher_output: torch.Tensor, center: torch.Tensor, teacher_temp: float) -> tuple[float, float]:
+    """(mean entropy of the teacher's per-image distributions, entropy of their batch mean), in nats.
+
+    Low / high is healthy; both near 0 is the one-hot collapse; the first near log K is the uniform one.
+    """
+    probs = torch.softmax((teacher_output.float() - center) / teacher_temp, dim=-1)
+    per_image = torch.special.entr(probs).sum(-1).mean()
+    of_mean = torch.special.entr(probs.mean(0)).sum()
+    return float(per_image), float(of_mean)
+
+
+def run_demo_training(config: DemoConfig = DemoConfig(), images: torch.Tensor | None = None, progress=None) -> list[dict]:
+    """Train a tiny DINO for `config.steps` iterations with the course's exercises; one metrics dict per step.
+
+    Uses (learner's or reference, by the switch) `dino_course.model.dino_tiny_cpu`,
+    `dino_course.loss.DINOLoss`, `dino_course.training.parameter_groups`,
+    `TrainingSchedules.create` and `train_step`. Deterministic for a given seed.
+    """
+    from dino_course.heads import DINOProjectionHead
+    from dino_course.loss import DINOLoss
+    from dino_course.model import CompleteDINOModel
+    from dino_course.vit import ViTConfig, VisionTransformer
+    from dino_course.training import TrainingSchedules, parameter_groups, train_step
+
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    images = digit_images(config.global_size) if images is None else images
+    epochs = math.ceil(config.steps / config.steps_per_epoch)
+    backbone = VisionTransformer(ViTConfig(img_size=config.global_size, patch_size=config.patch_size,
+                                           embed_dim=config.embed_dim, depth=config.depth, num_heads=config.num_heads))
+    head = DINOProjectionHead(config.embed_dim, output_dim=config.output_dim, hidden_dim=config.hidden_dim,
+                              bottleneck_dim=config.bottleneck_dim, use_bn=config.use_bn)
+    model = CompleteDINOModel(backbone, head, epochs=epochs, steps_per_epoch=config.steps_per_epoch,
+                              momentum_start=config.momentum_teacher, momentum_end=1.0)
+    criterion = DINOLoss(
+        config.output_dim, epochs=epochs, warmup_teacher_temp=config.teacher_temp, teacher_temp=config.teacher_temp,
+        warmup_teacher_temp_epochs=0, student_temp=config.student_temp, center_momentum=config.center_momentum,
+    )
+    optimizer = torch.optim.AdamW(parameter_groups(model.student))
+    schedules = TrainingSchedules.create(
+        epochs, config.steps_per_epoch, config.batch_size, base_lr=config.base_lr,
+        warmup_epochs=min(config.warmup_epochs, epochs), momentum_teacher=config.momentum_teacher, momentum_teacher_end=1.0,
+    )
+    history = []
+    for it in range(config.steps):
+        batch = images[torch.randint(0, len(images), (config.batch_size,), generator=generator)]
+        views = multicrop_views(batch, generator, global_size=config.global_size, local_size=config.local_size, n_local=config.n_local)
+        center_before = criterion.center.clone()
+        metrics = train_step(
+            model, criterion, optimizer, views, it, it // config.steps_per_epoch, schedules,
+            clip_grad=config.clip_grad, freeze_last_layer=config.freeze_last_layer,
+        )
+        with torch.no_grad():
+            teacher_output = model.teacher(views[:2])
+        per_image, of_mean = teacher_entropies(teacher_output, center_before, config.teacher_temp)
+        history.append({"it": it, "loss": metrics["loss"], "lr": metrics["lr"], "entropy_per_image": per_image, "entropy_of_mean": of_mean})
+        if progress is not None:
+            progress(history[-1])
+    return history
