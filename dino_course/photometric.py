@@ -112,6 +112,20 @@ def adjust_hue(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 _ADJUST = {"brightness": adjust_brightness, "contrast": adjust_contrast, "saturation": adjust_saturation, "hue": adjust_hue}
 
 
+def _blend(crops: torch.Tensor, own: torch.Tensor, grey: torch.Tensor, mean_grey: torch.Tensor) -> torch.Tensor:
+    """clamp(own · x + grey · gray(x) + mean_grey · mean(gray(x)), 0, 1), with per-crop weights `(n,)`.
+
+    Brightness (own = f), contrast (own = f, mean_grey = 1 - f), saturation (own = f, grey = 1 - f)
+    and the identity (own = 1) are all this one operation, so one call applies, to every crop,
+    whichever of the three it has at the current position.
+    """
+    gray = to_grayscale(crops)  # (n, 1, H, W)
+    out = crops * _per_crop(own, crops)
+    out += _per_crop(grey, crops) * gray
+    out += _per_crop(mean_grey, crops) * gray.mean(dim=(-3, -2, -1), keepdim=True)
+    return out.clamp_(0.0, 1.0)
+
+
 def color_jitter(
     crops: torch.Tensor, factors: dict[str, torch.Tensor], order: torch.Tensor, apply: torch.Tensor
 ) -> torch.Tensor:
@@ -123,12 +137,22 @@ def color_jitter(
         order: `(n, 4)` integer permutations of 0..3 (indices into `JITTER_OPERATIONS`): crop i
             gets its operations in the order `order[i]`, as `ColorJitter` draws a random order.
         apply: `(n,)` bool, which crops are jittered at all (`RandomApply(p=0.8)`).
+
+    At each of the 4 positions, one fused blend gives every crop its brightness, contrast or
+    saturation step (identity for the others), then the crops whose step is hue get it.
     """
     out = crops.clone()
+    ones, zeros = torch.ones_like(factors["brightness"]), torch.zeros_like(factors["brightness"])
     for position in range(len(JITTER_OPERATIONS)):
-        for op_index, name in enumerate(JITTER_OPERATIONS):
-            chosen = apply & (order[:, position] == op_index)
-            apply_to(out, chosen, lambda subset, f=factors[name][chosen], op=_ADJUST[name]: op(subset, f))
+        step = torch.where(apply, order[:, position], torch.full_like(order[:, position], -1))  # -1: no jitter
+        brightness, contrast, saturation, hue = (step == k for k in range(4))
+        own = torch.where(brightness, factors["brightness"], ones)
+        own = torch.where(contrast, factors["contrast"], own)
+        own = torch.where(saturation, factors["saturation"], own)
+        if bool((brightness | contrast | saturation).any()):
+            out = _blend(out, own, torch.where(saturation, 1.0 - factors["saturation"], zeros),
+                         torch.where(contrast, 1.0 - factors["contrast"], zeros))
+        apply_to(out, hue, lambda subset, f=factors["hue"][hue]: adjust_hue(subset, f))
     return out
 
 
