@@ -209,7 +209,8 @@ def test_batched_photometric_ops_match_torchvision():
     hue = torch.linspace(-0.5, 0.5, 6)
     factor = torch.linspace(0.6, 1.4, 6)
     for ours, theirs, f in [
-        (photometric.adjust_hue, tf.adjust_hue, hue),
+        (photometric._adjust_hue_stacked, tf.adjust_hue, hue),  # both forms, whatever the crop size
+        (photometric._adjust_hue_per_channel, tf.adjust_hue, hue),
         (photometric.adjust_brightness, tf.adjust_brightness, factor),
         (photometric.adjust_contrast, tf.adjust_contrast, factor),
         (photometric.adjust_saturation, tf.adjust_saturation, factor),
@@ -266,3 +267,13 @@ def test_batched_colour_jitter_is_torchvision_ops_in_each_crops_own_order():
                 expected = ops[k](expected, float(factors[names[k]][i]))
         # float32, four chained operations each within 1e-4 of torchvision (see above)
         torch.testing.assert_close(ours[i], expected, rtol=0, atol=3e-4)
+
+
+def test_blur_by_matrix_products_equals_blur_by_convolution(monkeypatch):
+    generator = torch.Generator().manual_seed(0)
+    crops = torch.rand(4, 3, 20, 28, generator=generator)
+    sigma = torch.tensor([0.2, 0.9, 2.0, 1.4])
+    by_matrices = photometric.gaussian_blur(crops, sigma)
+    monkeypatch.setattr(photometric, "MATMUL_BLUR_MAX_SIZE", 0)
+    by_convolution = photometric.gaussian_blur(crops, sigma)
+    torch.testing.assert_close(by_matrices, by_convolution, rtol=0, atol=1e-6)  # same sums, other order
