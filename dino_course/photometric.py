@@ -184,17 +184,28 @@ def color_jitter(
     saturation step (identity for the others), then the crops whose step is hue get it.
     """
     out = crops.clone()
-    ones, zeros = torch.ones_like(factors["brightness"]), torch.zeros_like(factors["brightness"])
+    # the bookkeeping is on at most a dozen numbers per batch: plain Python lists cost less than
+    # tensor operations here, and small crops pay per operation
+    steps = order.tolist()
+    jittered = apply.tolist()
+    values = {name: factors[name].tolist() for name in JITTER_OPERATIONS}
     for position in range(len(JITTER_OPERATIONS)):
-        step = torch.where(apply, order[:, position], torch.full_like(order[:, position], -1))  # -1: no jitter
-        brightness, contrast, saturation, hue = (step == k for k in range(4))
-        own = torch.where(brightness, factors["brightness"], ones)
-        own = torch.where(contrast, factors["contrast"], own)
-        own = torch.where(saturation, factors["saturation"], own)
-        if bool((brightness | contrast | saturation).any()):
-            out = _blend(out, own, torch.where(saturation, 1.0 - factors["saturation"], zeros),
-                         torch.where(contrast, 1.0 - factors["contrast"], zeros))
-        apply_to(out, hue, lambda subset, f=factors["hue"][hue]: adjust_hue(subset, f))
+        own, grey, mean_grey, hue_crops = [], [], [], []
+        for i, (row, on) in enumerate(zip(steps, jittered)):
+            name = JITTER_OPERATIONS[row[position]] if on else None  # None: crop not jittered
+            f = values[name][i] if name else 1.0
+            own.append(f if name in ("brightness", "contrast", "saturation") else 1.0)
+            grey.append(1.0 - f if name == "saturation" else 0.0)
+            mean_grey.append(1.0 - f if name == "contrast" else 0.0)
+            if name == "hue":
+                hue_crops.append(i)
+        if any(weight != 1.0 for weight in own):  # some crop has brightness, contrast or saturation here
+            out = _blend(out, torch.tensor(own), torch.tensor(grey), torch.tensor(mean_grey))
+        if hue_crops:
+            chosen = torch.zeros(len(steps), dtype=torch.bool)
+            chosen[hue_crops] = True
+            hue = torch.tensor([values["hue"][i] for i in hue_crops])
+            apply_to(out, chosen, lambda subset, f=hue: adjust_hue(subset, f))
     return out
 
 
