@@ -10,8 +10,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import os  # noqa: E402
+
 from dino_course import use_reference  # noqa: E402
+from dino_course.reference import ENV_VAR  # noqa: E402
 from dino_course.sample_images import SAMPLE_PHOTOS, sample_photo  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def restore_reference_switch():
+    """These checks switch the reference on and off; give the rest of the run its own setting back."""
+    previous = os.environ.get(ENV_VAR)
+    yield
+    use_reference(previous or None)
 
 
 @pytest.fixture
@@ -24,7 +35,6 @@ def explorer():
     import matplotlib.pyplot as plt
 
     plt.close(made.figure)
-    use_reference(None)
 
 
 def rectangles(figure):
@@ -104,18 +114,15 @@ def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch
 
 def test_plot_multicrop_accepts_tensors_and_titles_views():
     use_reference("3.2")
-    try:
-        from dino_course.crop_plots import plot_multicrop
-        from dino_course.multicrop import MultiCropAugmentation
+    from dino_course.crop_plots import plot_multicrop
+    from dino_course.multicrop import MultiCropAugmentation
 
-        image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
-        sample = MultiCropAugmentation.from_preset("cpu-32").sample(image, generator=torch.Generator().manual_seed(1))
-        figure = plot_multicrop(image, sample)
-        titles = [a.get_title() for a in figure.axes[1:]]
-        assert titles[0].startswith("G1 32px") and titles[2].startswith("L1 16px")
-        assert "blur" in titles[0]  # p = 1.0 on the first global view
-        import matplotlib.pyplot as plt
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    sample = MultiCropAugmentation.from_preset("cpu-32").sample(image, generator=torch.Generator().manual_seed(1))
+    figure = plot_multicrop(image, sample)
+    titles = [a.get_title() for a in figure.axes[1:]]
+    assert titles[0].startswith("G1 32px") and titles[2].startswith("L1 16px")
+    assert "blur" in titles[0]  # p = 1.0 on the first global view
+    import matplotlib.pyplot as plt
 
-        plt.close(figure)
-    finally:
-        use_reference(None)
+    plt.close(figure)
