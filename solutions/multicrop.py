@@ -41,9 +41,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
-from torchvision.transforms import InterpolationMode
 
 from dino_course import photometric
 
@@ -410,6 +410,7 @@ class MultiCropAugmentation:
         global_2 = ViewRecipe("global", global_size, global_scale, blur_p=0.1, solarize_p=0.2)
         local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0)
         self.recipes = [self._switch_off(r) for r in [global_1, global_2] + [local] * n_local_crops]
+        self._probability_cache: dict = {}
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> MultiCropAugmentation:
@@ -457,28 +458,37 @@ class MultiCropAugmentation:
             start = end
         return result
 
+    def _probabilities(self, recipes: list[ViewRecipe]) -> dict[str, torch.Tensor]:
+        key = tuple(recipes)
+        if key not in self._probability_cache:
+            names = ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p")
+            self._probability_cache[key] = {name: torch.tensor([getattr(r, name) for r in recipes]) for name in names}
+        return self._probability_cache[key]
+
     def _augment_run(self, pixels, recipes, boxes, generator, result: MultiCropSample) -> None:
         n, size = len(recipes), recipes[0].size
 
-        def probability(name: str) -> torch.Tensor:
-            return torch.tensor([getattr(r, name) for r in recipes])
+        probabilities = self._probabilities(recipes)
 
         def fires(name: str) -> torch.Tensor:  # (n,) bool, each view with its own probability
-            return torch.rand(n, generator=generator) < probability(name)
+            return torch.rand(n, generator=generator) < probabilities[name]
 
-        crops = torch.stack([
-            TF.resized_crop(pixels, top, left, h, w, [size, size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+        # bicubic with antialiasing, as TF.resized_crop does; calling interpolate directly saves
+        # its dispatch overhead, which matters for the many small crops of the CPU presets
+        crops = torch.cat([
+            F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
             for top, left, h, w in boxes
         ])  # (n, 3, size, size) uint8
         crops = crops.float().div_(255.0)
 
+        # each augmentation touches only the crops it fires on (`apply_to`)
         flipped = fires("flip_p")
-        crops = torch.where(flipped.view(-1, 1, 1, 1), TF.horizontal_flip(crops), crops)
+        photometric.apply_to(crops, flipped, TF.horizontal_flip)
 
         jittered = fires("jitter_p")
+        uniform = torch.rand(len(JITTER_STRENGTH), n, generator=generator)
         factors = {}
-        for name, strength in JITTER_STRENGTH.items():
-            u = torch.rand(n, generator=generator)
+        for u, (name, strength) in zip(uniform, JITTER_STRENGTH.items()):
             low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
             factors[name] = low + (high - low) * u
         order = torch.argsort(torch.rand(n, len(JITTER_STRENGTH), generator=generator), dim=1)  # a random order per view
@@ -486,18 +496,14 @@ class MultiCropAugmentation:
             crops = photometric.color_jitter(crops, factors, order, jittered)
 
         grayscaled = fires("grayscale_p")
-        if grayscaled.any():
-            crops = torch.where(grayscaled.view(-1, 1, 1, 1), photometric.to_grayscale(crops).expand_as(crops), crops)
+        photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 
         blurred = fires("blur_p")
         sigma = BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * torch.rand(n, generator=generator)
-        if blurred.any():
-            chosen = torch.nonzero(blurred).flatten()
-            crops[chosen] = photometric.gaussian_blur(crops[chosen], sigma[chosen])
+        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, sigma[blurred]))
 
         solarized = fires("solarize_p")
-        if solarized.any():
-            crops = torch.where(solarized.view(-1, 1, 1, 1), photometric.solarize(crops), crops)
+        photometric.apply_to(crops, solarized, photometric.solarize)
 
         if self.normalize:
             crops = TF.normalize(crops, list(IMAGENET_MEAN), list(IMAGENET_STD))

@@ -102,6 +102,12 @@ def make_items(batch: int, sizes: list[int], seed: int, labels: bool) -> list:
 
 @exercise("collate_multicrop")
 def test_collate_multicrop_shapes_and_order():
+    same_size = make_items(2, [8, 8, 8], seed=1, labels=False)  # equal sizes: a wrong layout shows as a shape
+    views = mc.collate_multicrop(same_size)
+    expect(isinstance(views, list) and [tuple(v.shape) for v in views] == [(2, 3, 8, 8)] * 3,
+           f"2 images with 3 crops each must give 3 view tensors of shape (2, 3, 8, 8), got "
+           f"{[tuple(getattr(v, 'shape', ())) for v in views] if isinstance(views, list) else type(views).__name__}: "
+           "stack the v-th crop of every image (view-major: zip(*crops)), not the crops of one image")
     items = make_items(4, [32, 32, 16, 16, 16], seed=0, labels=False)
     views = mc.collate_multicrop(items)
     expect(isinstance(views, list), f"collate_multicrop must return a list of V tensors, got {type(views).__name__}")
