@@ -247,7 +247,7 @@ class CollapseReport:
         log_k = math.log(self.output_dim)
         lines = [
             f"{self.n_samples} images, features D={self.feature_dim}, prototypes K={self.output_dim}",
-            f"  L2 norm, max |‖z‖-1|      {self.norm_max_deviation:.2e}",
+            f"  L2 norm, max |‖z‖-1|      {self.norm_max_deviation:.4f}",
             f"  mean cosine similarity    {self.mean_cosine_similarity:+.3f}   (near 1: images not told apart)",
             f"  dimension spread          {self.dimension_spread:.3f}    (≈1 isotropic, 0 collapsed; flag < {MIN_SPREAD})",
             f"  effective rank            {self.effective_rank:.2f}     (of at most {min(self.n_samples, self.feature_dim)}; flag < {MIN_EFFECTIVE_RANK})",

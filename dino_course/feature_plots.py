@@ -33,9 +33,13 @@ def plot_feature_quality(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], 
     figure, (hist_ax, bar_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
     metric_names = ["dimension spread", "eff. rank / min(N,D)", "H(mean p) / log K", "mean H(p) / log K"]
     width = 0.8 / len(outputs)
+    similarities = {label: diagnostics.pairwise_cosine_similarities(features) for label, (features, _) in outputs.items()}
+    # Zoom on the occupied range: a network at initialisation already has cosines near 1, and
+    # on a [-1, 1] axis a healthy and a collapsed model would look the same.
+    low = min(float(s.min()) for s in similarities.values())
+    low = max(-1.0, low - 0.05 * (1.0 - low) - 1e-3)
     for index, (label, (features, logits)) in enumerate(outputs.items()):
-        similarities = diagnostics.pairwise_cosine_similarities(features)
-        hist_ax.hist(similarities.numpy(), bins=bins, range=(-1, 1), alpha=0.55, label=label, density=True)
+        hist_ax.hist(similarities[label].numpy(), bins=bins, range=(low, 1.0), alpha=0.55, label=label)
         report = diagnostics.diagnose_collapse(features, logits, temperature)
         log_k = math.log(report.output_dim)
         values = [
@@ -46,7 +50,7 @@ def plot_feature_quality(outputs: dict[str, tuple[torch.Tensor, torch.Tensor]], 
         ]
         positions = [i + (index - (len(outputs) - 1) / 2) * width for i in range(len(values))]
         bar_ax.bar(positions, values, width=width, label=f"{label}: {'healthy' if report.healthy else 'COLLAPSED'}")
-    hist_ax.set(xlabel="cosine similarity of two images' features", ylabel="density", title="pairwise cosine similarities")
+    hist_ax.set(xlabel="cosine similarity of two images' features", ylabel="pairs", yscale="log", title="pairwise cosine similarities")
     hist_ax.legend()
     bar_ax.set_xticks(range(len(metric_names)), metric_names, rotation=15)
     bar_ax.set(ylim=(0, 1.1), title="collapse metrics (each in [0, 1])")
