@@ -196,6 +196,16 @@ class WeightNormalizedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight())  # (B, in) -> (B, out)
 
+    # Checkpoints saved with the newer `torch.nn.utils.parametrizations.weight_norm` name the same
+    # tensors `parametrizations.weight.original0` (g) and `original1` (v); accept those too.
+    _NEW_STYLE_KEYS = {"parametrizations.weight.original0": "weight_g", "parametrizations.weight.original1": "weight_v"}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for new_style, name in self._NEW_STYLE_KEYS.items():
+            if prefix + new_style in state_dict and prefix + name not in state_dict:
+                state_dict[prefix + name] = state_dict.pop(prefix + new_style)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias=False"
 

@@ -96,7 +96,7 @@ def test_grouped_forward_runs_backbone_once_per_resolution_group():
 
 @exercise("MultiCropNetwork.forward")
 @pytest.mark.parametrize("sizes", LAYOUTS, ids=lambda s: "-".join(map(str, s)))
-@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("batch", [3])
 def test_grouped_forward_equals_one_pass_per_view(sizes, batch):
     backbone, head = CountingBackbone(seed=2), small_head(seed=3)
     network = md.MultiCropNetwork(backbone, head)

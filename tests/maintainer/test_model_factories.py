@@ -111,3 +111,19 @@ def test_original_checkpoint_loads_into_multicrop_network(golden):
     assert list(network.state_dict()) == list(train["init_student"])  # same keys, same order
     assert [name for name, _ in network.named_parameters()] == train["param_names"]
     network.load_state_dict(train["init_student"])
+
+
+def test_head_loads_new_style_weight_norm_keys(golden):
+    """A checkpoint from `torch.nn.utils.parametrizations.weight_norm` loads into the head too."""
+    entry = golden["head"]["default"]
+    renamed = {
+        "last_layer.weight_g": "last_layer.parametrizations.weight.original0",
+        "last_layer.weight_v": "last_layer.parametrizations.weight.original1",
+    }
+    state = {renamed.get(entry["original_keys"][a], entry["original_keys"][a]): v for a, v in entry["params"].items() if a in entry["original_keys"]}
+    head = heads.DINOProjectionHead(24, output_dim=40, hidden_dim=32, bottleneck_dim=16)
+    head.load_state_dict(state)
+    torch.testing.assert_close(head(entry["x"]), entry["output"], rtol=0, atol=1e-6)
+    # and the real newer-style module produces those keys
+    reference = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(16, 40, bias=False))
+    assert set(reference.state_dict()) == {"parametrizations.weight.original0", "parametrizations.weight.original1"}
