@@ -162,7 +162,17 @@ def read_solution_module(path: Path) -> SolutionModule:
 def solution_modules() -> tuple[SolutionModule, ...]:
     """Every exercise module of the course, in lesson order."""
     modules = [read_solution_module(p) for p in sorted(SOLUTIONS_DIR.glob("*.py")) if not p.name.startswith("_")]
-    return tuple(sorted(modules, key=lambda m: (lesson_sort_key(m.lesson), m.module)))
+    return tuple(sorted(modules, key=lambda m: (lesson_sort_key(m.lesson), _order_in_notebook(m), m.module)))
+
+
+def _order_in_notebook(module: SolutionModule) -> int:
+    """Where the lesson notebook first names `dino_course/<module>.py`, so that a lesson with several
+    modules lists its exercises in the order the notebook teaches them."""
+    path = REPO_ROOT / module.notebook if module.notebook else None
+    if path is None or not path.exists():
+        return 0
+    position = path.read_text(encoding="utf-8").find(f"dino_course/{module.module}.py")
+    return position if position >= 0 else 10**9
 
 
 @functools.lru_cache(maxsize=1)
