@@ -24,12 +24,14 @@ import pytest
 from dino_course import reference
 from dino_course.grading.catalog import TESTS_DIR, exercises
 from dino_course.grading.errors import ExerciseNotStarted, LearnerCodeError
+from dino_course.grading.learner import import_learner_module
 from dino_course.grading.report import FAILED, NOT_STARTED, PASSED, CheckResult, GradeReport
 
 # Per-check time limit: the slowest reference check takes about 1 s on a laptop CPU, so 20 s
 # only stops endless loops. DINO_COURSE_CHECK_TIME_LIMIT overrides it (the engine's own tests).
 CHECK_TIME_LIMIT_S = float(os.environ.get("DINO_COURSE_CHECK_TIME_LIMIT", "20"))
 MAINTAINER_DIR = TESTS_DIR / "maintainer"
+BROWSER_DIR = TESTS_DIR / "browser"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,6 +43,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--list-checks", action="store_true", help="print each check's exercise id while collecting")
 
 
+def pytest_ignore_collect(collection_path, config: pytest.Config):
+    """Do not even import the course's own checks unless asked: a learner's broken file must not
+    break the collection of checks that are not theirs."""
+    if MAINTAINER_DIR == collection_path or MAINTAINER_DIR in collection_path.parents:
+        return None if config.getoption("maintainer") else True
+    if BROWSER_DIR == collection_path or BROWSER_DIR in collection_path.parents:
+        return None if "browser" in (config.getoption("markexpr") or "") else True
+    return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(lesson, name): the exercise a hidden check grades")
     config.addinivalue_line("markers", "maintainer: a check of the course itself, run with --maintainer")
@@ -49,6 +61,9 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[reference.ENV_VAR] = "all"
         reference.forget_exercise_modules()
     reference.reference_lessons()  # a bad DINO_COURSE_REFERENCE fails here, with a clear message
+    # A check file that cannot be imported (its reference imports a learner module with a syntax
+    # error, say) must not stop the other lessons from being graded.
+    config.option.continue_on_collection_errors = True
     if not hasattr(config, "dino_grades"):
         config.dino_grades = GradeCollector()
         config.pluginmanager.register(config.dino_grades, "dino-course-grades")
@@ -123,6 +138,31 @@ def _short_message(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> str:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A check file that fails to import fails the exercises of its module, with a readable reason."""
+    report = yield
+    if not report.failed or not isinstance(collector, pytest.Module) or collector.path.parent != TESTS_DIR:
+        return report
+    module = collector.path.stem.removeprefix("test_")
+    affected = [e for e in exercises().values() if e.module == module]
+    if affected:
+        collector.config.dino_grades.record_collection_error(collector.nodeid, affected, _collection_error_message(report))
+    return report
+
+
+def _collection_error_message(report: pytest.CollectReport) -> str:
+    text = str(report.longrepr)
+    for exercise in exercises().values():
+        if exercise.learner_path in text and not reference.is_reference(exercise.lesson):
+            try:
+                import_learner_module(exercise.module)
+            except LearnerCodeError as exc:
+                return f"could not be graded until {exercise.learner_path} imports again: {exc}"
+    lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    return "could not be graded: the check file failed to import: " + (lines[-1] if lines else text.strip().splitlines()[-1])
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     exercise_id = _exercise_id(item)
@@ -175,6 +215,11 @@ class GradeCollector:
         if current is not None and current.outcome != PASSED:
             return  # keep the first problem (e.g. a failed setup over a teardown)
         self.results[report.nodeid] = CheckResult(report.nodeid, exercise_id, outcome, message)
+
+    def record_collection_error(self, nodeid: str, affected, message: str) -> None:
+        for exercise in affected:
+            key = f"{nodeid}::<{exercise.name}>"
+            self.results[key] = CheckResult(key, exercise.id, FAILED, message)
 
     def report(self) -> GradeReport:
         return GradeReport.from_results(list(self.results.values()), reference.reference_lessons())
