@@ -415,11 +415,19 @@ class LabNotebook:
         cell_index, cell = self._cell_of(control)
         area = cell.locator(".jp-Cell-outputArea")
         control.scroll_into_view_if_needed()
-        label = _slug(control.evaluate("node => (node.innerText || node.getAttribute('title') || '').split('\\n')[0]"))
+        label = _slug(
+            control.evaluate(
+                """node => {
+                    const description = node.querySelector('.widget-label, .widget-label-basic');
+                    const text = (description && description.innerText.trim()) || node.innerText || node.title || '';
+                    return text.split('\\n')[0];
+                }"""
+            )
+        )
         stem = f"{number:02d}-cell{cell_index:02d}-{kind}-{label}"
         before_path, after_path = self.artifacts / f"{stem}-before.png", self.artifacts / f"{stem}-after.png"
         before = self._settled_picture(area, timeout_s)
-        before_path.write_bytes(before)
+        area.screenshot(path=str(before_path), timeout=15_000)  # the artifact shows the controls too
         state_before = self._state(control)
         detail = ""
         for attempt in (0, 1):  # a slider at its maximum only moves left, and so on
@@ -437,7 +445,7 @@ class LabNotebook:
                 after = self._settled_picture(area, max(5.0, deadline - time.monotonic()))
                 break
             time.sleep(0.3)
-        after_path.write_bytes(after)
+        area.screenshot(path=str(after_path), timeout=15_000)
         changed = after != before
         if not changed and not detail:
             detail = f"the picture did not change within {timeout_s:.0f} s"
