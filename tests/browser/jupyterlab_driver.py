@@ -418,8 +418,10 @@ class LabNotebook:
         label = _slug(
             control.evaluate(
                 """node => {
-                    const description = node.querySelector('.widget-label, .widget-label-basic');
-                    const text = (description && description.innerText.trim()) || node.innerText || node.title || '';
+                    // textContent: a checkbox's description sits in a label that may be hidden
+                    const texts = Array.from(node.querySelectorAll('.widget-label, .widget-label-basic'))
+                        .map(n => n.textContent.trim()).filter(t => t);
+                    const text = texts[0] || node.innerText || node.title || '';
                     return text.split('\\n')[0];
                 }"""
             )

@@ -194,3 +194,35 @@ def test_harness_catches_a_cell_that_never_finishes(chromium, lab_server, lab_ro
     result, _ = run_and_exercise(chromium, lab_server, relative, artifacts, 8)
     assert not result.finished
     assert result.unfinished_cell == "cell 1: import time", result.unfinished_cell
+
+
+# --- the multi-crop lesson's crop explorer, on its own -----------------------------------------
+
+CROP_EXPLORER = '''\
+from dino_course.crop_explorer import CropExplorer
+
+explorer = CropExplorer()
+explorer.widget
+'''
+
+
+def _lessons_using(name: str) -> list[str]:
+    return [relative for relative in lesson_notebooks() if name in (REPO_ROOT / relative).read_text(encoding="utf-8")]
+
+
+@pytest.mark.skipif(
+    not (REPO_ROOT / "dino_course" / "crop_explorer.py").exists(), reason="no dino_course/crop_explorer.py on this branch"
+)
+def test_crop_explorer_responds_to_every_control(chromium, lab_server, lab_root, browser_artifacts):
+    """Every slider, toggle and dropdown of the explorer redraws the crops (reference on for 3.2)."""
+    covered = _lessons_using("CropExplorer")
+    if covered:
+        pytest.skip(f"the explorer is exercised by the lesson test of {covered}")
+    relative = _write_notebook(lab_root, "crop_explorer.ipynb", [CROP_EXPLORER])
+    artifacts = _artifact_folder(browser_artifacts, relative)
+    result, widgets = run_and_exercise(chromium, lab_server, relative, artifacts, NOTEBOOK_LIMIT_S)
+    problems = _failures(relative, result, widgets, NOTEBOOK_LIMIT_S)
+    assert not problems, "\n".join(problems) + f"\nscreenshots: {artifacts}"
+    kinds = sorted({w.kind for w in widgets})
+    assert kinds == ["checkbox", "dropdown", "slider"], f"explorer controls seen: {kinds}"
+    assert len(widgets) >= 10, f"expected the explorer's 4 sliders, 2 dropdowns and 5 toggles, saw {len(widgets)}"
