@@ -73,7 +73,12 @@ def lab_server(lab_root: Path, browser_artifacts: Path):
         lab_root,
         state,
         # The kernel imports this checkout's dino_course and uses the reference solutions.
-        extra_env={"DINO_COURSE_REFERENCE": "all", "PYTHONPATH": python_path},
+        extra_env={
+            "DINO_COURSE_REFERENCE": "all",
+            "PYTHONPATH": python_path,
+            # ratings and quiz answers the test clicks go to a throw-away file, never a learner's
+            "DINO_COURSE_PROGRESS": str(state / "progress.json"),
+        },
         log_path=browser_artifacts / "jupyterlab.log",
     )
     started = time.monotonic()

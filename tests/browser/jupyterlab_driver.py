@@ -64,11 +64,19 @@ CONTROL_KINDS = {
     "radio": ".widget-radio",
     "select": ".widget-select:not(.widget-select-multiple)",
 }
-# Everything that shows a control's own state (readouts, labels, descriptions) is masked out of
-# the "picture" screenshots: moving a slider always changes its readout, which proves nothing.
+# The controls themselves (with their readouts and descriptions) are masked out of the "picture"
+# screenshots: moving a slider always changes its own readout, which proves nothing. What is left
+# is what the notebook draws in response: figures, images, status lines, quiz feedback.
 CONTROL_MASK = ", ".join(
-    [*CONTROL_KINDS.values(), ".widget-label", ".widget-html", ".widget-button", ".widget-text", ".widget-readout"]
+    [*CONTROL_KINDS.values(), ".widget-button", ".widget-text", ".widget-textarea", ".widget-play"]
 )
+UNEXERCISED_KINDS = {
+    "button": "button.widget-button:not(.widget-toggle-button)",
+    "text": ".widget-text, .widget-textarea",
+    "play": ".widget-play",
+    "multiple-select": ".widget-select-multiple",
+    "color/date picker": ".widget-colorpicker, .widget-datepicker",
+}
 WIDGET_ERROR_TEXT = ("Error displaying widget", "Error rendering output item")
 
 
@@ -137,6 +145,9 @@ class LabServer:
             "--LabApp.expose_app_in_browser=True",
             "--LanguageServerManager.autodetect=False",
             "--LabApp.extension_manager=readonly",  # the default asks PyPI about extensions
+            # Without a token the REST calls below (shutting kernels down) carry no credentials;
+            # the XSRF check would refuse them. Loopback only, throw-away server.
+            "--ServerApp.disable_check_xsrf=True",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
             command.append("--allow-root")
@@ -157,17 +168,16 @@ class LabServer:
 
     def api(self, method: str, path: str) -> object:
         request = urllib.request.Request(f"{self.url}{path}", method=method)
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:  # shutting a busy kernel takes seconds
             body = response.read()
         return json.loads(body) if body else None
 
     def shutdown_kernels(self) -> None:
         """Stop every kernel, so one notebook's leftovers do not slow the next on a small machine."""
         for session in self.api("GET", "/api/sessions") or []:
-            try:
-                self.api("DELETE", f"/api/sessions/{session['id']}")
-            except OSError:
-                pass
+            self.api("DELETE", f"/api/sessions/{session['id']}")
+        for kernel in self.api("GET", "/api/kernels") or []:  # kernels without a session, if any
+            self.api("DELETE", f"/api/kernels/{kernel['id']}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -338,6 +348,16 @@ class LabNotebook:
         self.page.locator(self.notebook_selector).evaluate("node => node.scrollTop = 0")
         return sorted(found, key=top)
 
+    def unexercised_controls(self) -> dict[str, int]:
+        """Widgets the harness does not move (buttons, text boxes, ...), counted for the summary."""
+        counts = {}
+        outputs = self.page.locator(f"{self.notebook_selector} .jp-Cell-outputArea")
+        for kind, selector in UNEXERCISED_KINDS.items():
+            number = outputs.locator(selector).count()
+            if number:
+                counts[kind] = number
+        return counts
+
     def _cell_of(self, control) -> tuple[int, object]:
         index = control.evaluate(
             """node => {
@@ -410,10 +430,16 @@ class LabNotebook:
         else:
             raise ValueError(f"kind must be one of {sorted(CONTROL_KINDS)}, got {kind!r}")
 
-    def exercise_control(self, kind: str, control, number: int, timeout_s: float = 30.0) -> WidgetResult:
-        """Move one control; report whether the cell's rendered output (controls masked) changed."""
+    def exercise_control(
+        self, kind: str, control, number: int, timeout_s: float = 30.0, picture: str = ".jp-Cell-outputArea"
+    ) -> WidgetResult:
+        """Move one control; report whether the cell's rendered output (controls masked) changed.
+
+        `picture` narrows what must change to one element of the cell (e.g. ".widget-output",
+        the figure an explorer draws into), instead of the whole output area.
+        """
         cell_index, cell = self._cell_of(control)
-        area = cell.locator(".jp-Cell-outputArea")
+        area = cell.locator(picture).first
         control.scroll_into_view_if_needed()
         label = _slug(
             control.evaluate(
@@ -454,10 +480,21 @@ class LabNotebook:
         return WidgetResult(cell_index, kind, label, changed, detail, before_path, after_path)
 
     def close(self) -> None:
+        """Shut the kernel down (as Kernel > Shut Down Kernel would), close the page, sweep leftovers."""
+        try:
+            self.page.evaluate(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.shutdown()"
+            )
+        except Exception:  # the page may be gone; the REST sweep below still stops the kernel
+            pass
         try:
             self.context.close()
         finally:
             self.server.shutdown_kernels()
+            leftover = self.server.api("GET", "/api/kernels") or []
+            if leftover:
+                raise RuntimeError(f"{len(leftover)} kernel(s) still running after closing {self.relative_path}")
 
 
 def copy_tree(source: Path, target: Path) -> None:
