@@ -439,8 +439,9 @@ class MultiCropAugmentation:
         ])  # (n, 3, size, size) uint8
         crops = crops.float().div_(255.0)
 
+        # each augmentation touches only the crops it fires on (`apply_to`)
         flipped = fires("flip_p")
-        crops = torch.where(flipped.view(-1, 1, 1, 1), TF.horizontal_flip(crops), crops)
+        photometric.apply_to(crops, flipped, TF.horizontal_flip)
 
         jittered = fires("jitter_p")
         factors = {}
@@ -453,18 +454,14 @@ class MultiCropAugmentation:
             crops = photometric.color_jitter(crops, factors, order, jittered)
 
         grayscaled = fires("grayscale_p")
-        if grayscaled.any():
-            crops = torch.where(grayscaled.view(-1, 1, 1, 1), photometric.to_grayscale(crops).expand_as(crops), crops)
+        photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 
         blurred = fires("blur_p")
         sigma = BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * torch.rand(n, generator=generator)
-        if blurred.any():
-            chosen = torch.nonzero(blurred).flatten()
-            crops[chosen] = photometric.gaussian_blur(crops[chosen], sigma[chosen])
+        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, sigma[blurred]))
 
         solarized = fires("solarize_p")
-        if solarized.any():
-            crops = torch.where(solarized.view(-1, 1, 1, 1), photometric.solarize(crops), crops)
+        photometric.apply_to(crops, solarized, photometric.solarize)
 
         if self.normalize:
             crops = TF.normalize(crops, list(IMAGENET_MEAN), list(IMAGENET_STD))
