@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
 # Tall enough that a lesson figure plus its controls usually fits the window, so element
 # screenshots do not depend on JupyterLab's inner scrolling.
 VIEWPORT = {"width": 1400, "height": 1600}
+MAX_VIEWPORT_HEIGHT = 6000
 
 # Settings written into the throw-away user-settings folder. `windowingMode: none` keeps every
 # cell in the DOM (the default virtualisation would detach cells scrolled out of view, and the
@@ -344,6 +345,18 @@ class LabNotebook:
             box = item[1].bounding_box()
             return (box["y"], box["x"]) if box else (1e9, 1e9)
 
+        # A picture taller than the window would be cut off by the notebook's own scrolling: make
+        # the window tall enough for the tallest output that holds a control (once, so every
+        # before/after pair is taken at the same size).
+        tallest = max(
+            (control.evaluate("node => node.closest('.jp-Cell-outputArea').getBoundingClientRect().height")
+             for _, control in found),
+            default=0,
+        )
+        height = int(min(MAX_VIEWPORT_HEIGHT, max(VIEWPORT["height"], tallest + 400)))
+        if height != self.page.viewport_size["height"]:
+            self.page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+            time.sleep(0.5)
         # Order by position on the page, so artifacts read top to bottom like the notebook.
         self.page.locator(self.notebook_selector).evaluate("node => node.scrollTop = 0")
         return sorted(found, key=top)
@@ -430,6 +443,39 @@ class LabNotebook:
         else:
             raise ValueError(f"kind must be one of {sorted(CONTROL_KINDS)}, got {kind!r}")
 
+    def _wait_for_change(self, area, before: bytes, timeout_s: float, quiet_s: float = 3.0) -> bytes:
+        """The settled new picture, or `before` once the kernel has been idle `quiet_s` with no change.
+
+        A redraw is a round trip through the kernel (widget message in, display messages out),
+        so a kernel that stays idle for seconds after the move has nothing more to draw.
+        """
+        deadline = time.monotonic() + timeout_s
+        idle_since = None
+        while time.monotonic() < deadline:
+            if self._picture(area) != before:
+                return self._settled_picture(area, max(5.0, deadline - time.monotonic()))
+            now = time.monotonic()
+            if self.kernel_status() == "idle":
+                idle_since = idle_since or now
+                if now - idle_since >= quiet_s:
+                    return before
+            else:
+                idle_since = None
+            time.sleep(0.3)
+        return before
+
+    def _next_button(self, cell, control):
+        buttons = cell.locator("button.widget-button:not(.widget-toggle-button)")
+        index = control.evaluate(
+            """(node, selector) => {
+                const cell = node.closest('.jp-Cell');
+                const buttons = Array.from(cell.querySelectorAll(selector));
+                return buttons.findIndex(b => node.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+            }""",
+            "button.widget-button:not(.widget-toggle-button)",
+        )
+        return buttons.nth(index) if index >= 0 else None
+
     def exercise_control(
         self, kind: str, control, number: int, timeout_s: float = 30.0, picture: str = ".jp-Cell-outputArea"
     ) -> WidgetResult:
@@ -445,8 +491,8 @@ class LabNotebook:
             control.evaluate(
                 """node => {
                     // textContent: a checkbox's description sits in a label that may be hidden
-                    const texts = Array.from(node.querySelectorAll('.widget-label, .widget-label-basic'))
-                        .map(n => n.textContent.trim()).filter(t => t);
+                    const texts = Array.from(node.querySelectorAll('.widget-label:not(.widget-readout), .widget-label-basic'))
+                        .map(n => n.textContent.replace(/\u200b/g, '').trim()).filter(t => t);  // checkboxes: a zero-width space
                     const text = texts[0] || node.innerText || node.title || '';
                     return text.split('\\n')[0];
                 }"""
@@ -465,18 +511,21 @@ class LabNotebook:
                 break
         else:
             detail = "the control did not react to the keyboard/mouse"
-        deadline = time.monotonic() + timeout_s
-        after = before
-        while time.monotonic() < deadline:
-            current = self._picture(area)
-            if current != before:
-                after = self._settled_picture(area, max(5.0, deadline - time.monotonic()))
-                break
-            time.sleep(0.3)
+        after = self._wait_for_change(area, before, timeout_s)
+        if after == before and not detail:
+            # A form (pick an answer, then press Check) shows its effect only after its button:
+            # press the first button that follows the control in the same cell, as a learner would.
+            button = self._next_button(cell, control)
+            if button is not None:
+                button_label = button.inner_text().strip()
+                button.click()
+                after = self._wait_for_change(area, before, timeout_s)
+                if after != before:
+                    detail = f"changed after pressing '{button_label}'"
         area.screenshot(path=str(after_path), timeout=15_000)
         changed = after != before
         if not changed and not detail:
-            detail = f"the picture did not change within {timeout_s:.0f} s"
+            detail = "the picture did not change (the kernel went idle and nothing was redrawn)"
         return WidgetResult(cell_index, kind, label, changed, detail, before_path, after_path)
 
     def close(self) -> None:
