@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
 # screenshots do not depend on JupyterLab's inner scrolling.
 VIEWPORT = {"width": 1400, "height": 1600}
 MAX_VIEWPORT_HEIGHT = 6000
+ACTION_TIMEOUT_MS = 10_000  # one click or key press; a covered control fails in 10 s, not playwright's 30
 
 # Settings written into the throw-away user-settings folder. `windowingMode: none` keeps every
 # cell in the DOM (the default virtualisation would detach cells scrolled out of view, and the
@@ -210,6 +211,15 @@ class WidgetResult:
     detail: str
     before: Path
     after: Path
+
+
+def _why_not(error: Exception) -> str:
+    """The useful line of a playwright error (its call log names what intercepts the click)."""
+    lines = [line.strip(" -") for line in str(error).splitlines() if line.strip()]
+    covering = next((line for line in lines if "intercepts pointer events" in line), None)
+    if covering:
+        return f"another element covers it ({covering[:200]}); overlapping layout?"
+    return lines[0][:200] if lines else type(error).__name__
 
 
 def _slug(text: str) -> str:
@@ -415,31 +425,31 @@ class LabNotebook:
         keyboard = self.page.keyboard
         if kind == "slider":
             handle = control.locator(".noUi-handle").first
-            handle.focus()
+            handle.focus(timeout=ACTION_TIMEOUT_MS)
             keyboard.press("ArrowLeft" if attempt else "ArrowRight")
         elif kind == "checkbox":
-            control.locator("input[type=checkbox]").click()
+            control.locator("input[type=checkbox]").click(timeout=ACTION_TIMEOUT_MS)
         elif kind == "toggle":
-            control.click()
+            control.click(timeout=ACTION_TIMEOUT_MS)
         elif kind == "toggle-buttons":
             buttons = control.locator("button")
             unpressed = [i for i in range(buttons.count()) if "mod-active" not in (buttons.nth(i).get_attribute("class") or "")]
-            buttons.nth(unpressed[attempt % len(unpressed)] if unpressed else 0).click()
+            buttons.nth(unpressed[attempt % len(unpressed)] if unpressed else 0).click(timeout=ACTION_TIMEOUT_MS)
         elif kind == "radio":
             radios = control.locator("input[type=radio]")
             unchecked = [i for i in range(radios.count()) if not radios.nth(i).is_checked()]
-            radios.nth(unchecked[attempt % len(unchecked)] if unchecked else 0).click()
+            radios.nth(unchecked[attempt % len(unchecked)] if unchecked else 0).click(timeout=ACTION_TIMEOUT_MS)
         elif kind in ("dropdown", "select"):
             select = control.locator("select")
             if attempt == 0:  # keyboard, as a learner tabbing through the controls would
-                select.focus()
+                select.focus(timeout=ACTION_TIMEOUT_MS)
                 keyboard.press("ArrowDown")
             else:  # the mouse route: pick another option (ArrowDown on the last option does nothing)
                 values = select.locator("option").evaluate_all("nodes => nodes.map(n => n.value)")
                 current = select.input_value()
                 others = [v for v in values if v != current]
                 if others:
-                    select.select_option(others[0])
+                    select.select_option(others[0], timeout=ACTION_TIMEOUT_MS)
         else:
             raise ValueError(f"kind must be one of {sorted(CONTROL_KINDS)}, got {kind!r}")
 
@@ -504,13 +514,16 @@ class LabNotebook:
         area.screenshot(path=str(before_path), timeout=15_000)  # the artifact shows the controls too
         state_before = self._state(control)
         detail = ""
-        for attempt in (0, 1):  # a slider at its maximum only moves left, and so on
-            self._move(kind, control, attempt)
-            time.sleep(0.2)
-            if self._state(control) != state_before:
-                break
-        else:
-            detail = "the control did not react to the keyboard/mouse"
+        try:
+            for attempt in (0, 1):  # a slider at its maximum only moves left, and so on
+                self._move(kind, control, attempt)
+                time.sleep(0.2)
+                if self._state(control) != state_before:
+                    break
+            else:
+                detail = "the control did not react to the keyboard/mouse"
+        except Exception as error:  # playwright's TimeoutError: e.g. another element lies over it
+            detail = f"a learner cannot operate it: {_why_not(error)}"
         after = self._wait_for_change(area, before, timeout_s)
         if after == before and not detail:
             # A form (pick an answer, then press Check) shows its effect only after its button:
@@ -518,7 +531,7 @@ class LabNotebook:
             button = self._next_button(cell, control)
             if button is not None:
                 button_label = button.inner_text().strip()
-                button.click()
+                button.click(timeout=ACTION_TIMEOUT_MS)
                 after = self._wait_for_change(area, before, timeout_s)
                 if after != before:
                     detail = f"changed after pressing '{button_label}'"
