@@ -79,6 +79,9 @@ UNEXERCISED_KINDS = {
     "multiple-select": ".widget-select-multiple",
     "color/date picker": ".widget-colorpicker, .widget-datepicker",
 }
+# Focus rings reach a few pixels beyond a control's box, so past the mask: without this, the
+# ring leaving the button pressed last would count as the next control's "change".
+NO_FOCUS_STYLE = "*, *:focus, *:focus-visible { outline: none !important; box-shadow: none !important; }"
 WIDGET_ERROR_TEXT = ("Error displaying widget", "Error rendering output item")
 
 
@@ -371,6 +374,27 @@ class LabNotebook:
         self.page.locator(self.notebook_selector).evaluate("node => node.scrollTop = 0")
         return sorted(found, key=top)
 
+    def overlapping_option_labels(self) -> list[str]:
+        """Radio/toggle options whose text spills over the next option (unreadable, unclickable).
+
+        ipywidgets gives each radio option a fixed-height row; a long option wraps and runs into
+        the next one, which then lies over it.
+        """
+        return self.page.evaluate(
+            """selector => {
+                const problems = [];
+                document.querySelectorAll(selector + ' .widget-radio-box').forEach(box => {
+                    box.querySelectorAll('label').forEach(label => {
+                        if (label.scrollHeight > label.clientHeight + 2) {
+                            problems.push(label.innerText.trim().slice(0, 80));
+                        }
+                    });
+                });
+                return problems;
+            }""",
+            self.notebook_selector,
+        )
+
     def unexercised_controls(self) -> dict[str, int]:
         """Widgets the harness does not move (buttons, text boxes, ...), counted for the summary."""
         counts = {}
@@ -391,7 +415,9 @@ class LabNotebook:
         return index, self.page.locator(f"{self.notebook_selector} .jp-Cell").nth(index)
 
     def _picture(self, area) -> bytes:
-        return area.screenshot(mask=[area.locator(CONTROL_MASK)], animations="disabled", timeout=15_000)
+        return area.screenshot(
+            mask=[area.locator(CONTROL_MASK)], animations="disabled", style=NO_FOCUS_STYLE, timeout=15_000
+        )
 
     def _settled_picture(self, area, timeout_s: float) -> bytes:
         """A screenshot taken once the kernel is idle and two shots in a row agree."""
@@ -510,6 +536,7 @@ class LabNotebook:
         )
         stem = f"{number:02d}-cell{cell_index:02d}-{kind}-{label}"
         before_path, after_path = self.artifacts / f"{stem}-before.png", self.artifacts / f"{stem}-after.png"
+        self.page.mouse.move(0, 0)  # no hover effects in the pictures
         before = self._settled_picture(area, timeout_s)
         area.screenshot(path=str(before_path), timeout=15_000)  # the artifact shows the controls too
         state_before = self._state(control)
@@ -524,19 +551,22 @@ class LabNotebook:
                 detail = "the control did not react to the keyboard/mouse"
         except Exception as error:  # playwright's TimeoutError: e.g. another element lies over it
             detail = f"a learner cannot operate it: {_why_not(error)}"
+        operated = not detail
+        self.page.mouse.move(0, 0)
         after = self._wait_for_change(area, before, timeout_s)
-        if after == before and not detail:
+        if after == before and operated:
             # A form (pick an answer, then press Check) shows its effect only after its button:
             # press the first button that follows the control in the same cell, as a learner would.
             button = self._next_button(cell, control)
             if button is not None:
                 button_label = button.inner_text().strip()
                 button.click(timeout=ACTION_TIMEOUT_MS)
+                self.page.mouse.move(0, 0)
                 after = self._wait_for_change(area, before, timeout_s)
                 if after != before:
                     detail = f"changed after pressing '{button_label}'"
         area.screenshot(path=str(after_path), timeout=15_000)
-        changed = after != before
+        changed = operated and after != before  # a control that could not be moved changed nothing
         if not changed and not detail:
             detail = "the picture did not change (the kernel went idle and nothing was redrawn)"
         return WidgetResult(cell_index, kind, label, changed, detail, before_path, after_path)
