@@ -1,0 +1,163 @@
+"""Lesson 3.2: multi-crop augmentation, collation and grouping by resolution.
+
+DINO shows the student many views of one image and the teacher only the two largest
+(Caron et al. 2021, Sec. 3.1 and Appendix). From each image it samples
+
+    2 *global* views  x_1^g, x_2^g   224 × 224 px, each covering 40–100 % of the image
+    N *local* views   x_1, ..., x_N  96 × 96 px, each covering 5–40 % of the image (N = 8)
+
+The teacher sees only the global views; the student sees all V = 2 + N views and must match
+the teacher's output on a global view from every *other* view. A local view covers a small
+part of the object, so the student learns "local-to-global" correspondences: the features of
+a part must predict those of the whole.
+
+The photometric augmentations are deliberately *asymmetric* (they follow BYOL):
+
+    | augmentation                      | global 1 | global 2 | locals |
+    | random resized crop + flip        | yes      | yes      | yes    |
+    | colour jitter (0.4/0.4/0.2/0.1)   | p = 0.8  | p = 0.8  | p = 0.8|
+    | random grayscale                  | p = 0.2  | p = 0.2  | p = 0.2|
+    | Gaussian blur, σ ∈ [0.1, 2]        | p = 1.0  | p = 0.1  | p = 0.5|
+    | solarisation                      | never    | p = 0.2  | never  |
+
+One global view is almost always blurred and never solarised, the other rarely blurred and
+sometimes solarised: the two teacher targets of an image are thus very different views, and
+the student cannot match both by keeping low-level colour or texture statistics.
+
+Exercises (each marked in its docstring):
+    sample_crop_box, group_by_resolution, collate_multicrop
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
+
+LESSON = "3.2"
+LESSON_TITLE = "Multi-crop augmentation and collation"
+LESSON_NOTEBOOK = "lessons/module3/3.2_multicrop.ipynb"
+
+ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)  # paper (via torchvision RandomResizedCrop): crops up to 33 % wider or taller
+CROP_ATTEMPTS = 10  # torchvision's number of tries before the centre-crop fallback
+
+
+# --------------------------------------------------------------------------------------------
+# Collation: per-image crop lists -> one batch tensor per view
+# --------------------------------------------------------------------------------------------
+
+
+def _check_views(views: Sequence[torch.Tensor], name: str = "views") -> None:
+    if not isinstance(views, (list, tuple)):
+        raise TypeError(f"{name} must be a list of tensors, got {type(views).__name__}")
+    for index, view in enumerate(views):
+        if not isinstance(view, torch.Tensor):
+            raise TypeError(f"{name}[{index}] must be a torch.Tensor, got {type(view).__name__}")
+        if view.dim() < 2:
+            raise ValueError(f"{name}[{index}] must have at least 2 dimensions (..., H, W), got shape {tuple(view.shape)}")
+
+
+def group_by_resolution(views: list[torch.Tensor]) -> list[tuple[int, int]]:
+    """Exercise 3.2 · group consecutive views of equal resolution, so each group is one forward pass.
+
+    The multi-crop batch is a list of V tensors `(B, C, H, W)`: two global views of one size,
+    then N local views of a smaller size. A ViT can take a whole group of equal-size views
+    concatenated along the batch axis in one forward pass, `(len * B, C, H, W)`, instead of
+    V separate passes; the original DINO does the same with `torch.unique_consecutive`.
+
+    Only *consecutive* views are grouped, so the order of the views (and of the outputs built
+    from them) is kept: sizes [32, 32, 16, 16, 32] give three groups, not two.
+
+    Args:
+        views: V tensors whose last two dimensions are (H, W), e.g. `(B, C, H, W)` each.
+
+    Returns:
+        Half-open index ranges `(start, end)` covering `0 .. V` in order, one per run of
+        consecutive views with the same `(H, W)`. An empty list for no views.
+
+    Raises:
+        TypeError: `views` is not a list of tensors.
+        ValueError: a view has fewer than 2 dimensions.
+
+    Example:
+        >>> views = [torch.zeros(4, 3, 32, 32)] * 2 + [torch.zeros(4, 3, 16, 16)] * 6
+        >>> group_by_resolution(views)
+        [(0, 2), (2, 8)]
+    """
+    _check_views(views)
+    # BEGIN SOLUTION
+    groups: list[tuple[int, int]] = []
+    start = 0
+    for index in range(1, len(views) + 1):
+        if index == len(views) or views[index].shape[-2:] != views[start].shape[-2:]:
+            groups.append((start, index))
+            start = index
+    return groups
+    # END SOLUTION
+
+
+def _split_item(item, index: int) -> tuple[Sequence[torch.Tensor], object]:
+    """(crops, label or None) of one dataset item; raises a clear error for anything else."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], (list, tuple)):
+        crops, label = item
+    elif isinstance(item, (list, tuple)):
+        crops, label = item, None
+    else:
+        raise TypeError(f"batch[{index}] must be a list of crops or a (crops, label) tuple, got {type(item).__name__}")
+    _check_views(crops, f"batch[{index}] crops")
+    if label is not None and not isinstance(label, (int, torch.Tensor)):
+        raise TypeError(f"batch[{index}] label must be an int or a 0-d tensor, got {type(label).__name__}")
+    return crops, label
+
+
+def collate_multicrop(batch: list) -> list[torch.Tensor] | tuple[list[torch.Tensor], torch.Tensor]:
+    """Exercise 3.2 · collate per-image crop lists into one batch tensor per view (view-major).
+
+    A `DataLoader` over a multi-crop dataset yields, per image, a list of V crops (2 global
+    first, then the locals), possibly with a label. The default collation cannot stack crops
+    of different sizes; DINO's model wants instead one tensor per *view*:
+
+        views[v] = stack(batch[0][v], batch[1][v], ..., batch[B-1][v])     shape (B, C, H_v, W_v)
+
+    so that view v of every image sits in one tensor and equal-size views can later be
+    concatenated (see `group_by_resolution`).
+
+    Args:
+        batch: B items, each either a list of V crop tensors `(C, H_v, W_v)`, or a tuple
+            `(list of V crops, label)` with an int (or 0-d tensor) label. All items have the
+            same V and the same crop sizes view by view.
+
+    Returns:
+        A list of V tensors `(B, C, H_v, W_v)`, in view order (global views first); or,
+        when the items carry labels, `(views, labels)` with `labels` an int64 tensor `(B,)`.
+
+    Raises:
+        TypeError: an item is neither a crop list nor a (crops, label) tuple.
+        ValueError: the batch is empty, or the items have different numbers of views,
+            or mixed labelled and unlabelled items.
+
+    Example:
+        >>> item = [torch.zeros(3, 32, 32), torch.zeros(3, 32, 32), torch.zeros(3, 16, 16)]
+        >>> views = collate_multicrop([item, item, item, item])
+        >>> [tuple(v.shape) for v in views]
+        [(4, 3, 32, 32), (4, 3, 32, 32), (4, 3, 16, 16)]
+    """
+    if not isinstance(batch, (list, tuple)) or len(batch) == 0:
+        raise ValueError(f"batch must be a non-empty list of items, got {batch!r:.60}")
+    items = [_split_item(item, index) for index, item in enumerate(batch)]
+    n_views = {len(crops) for crops, _ in items}
+    if len(n_views) != 1:
+        raise ValueError(f"every item of batch must have the same number of views, got {sorted(n_views)}")
+    if len({label is None for _, label in items}) != 1:
+        raise ValueError("batch mixes items with and without labels")
+    # BEGIN SOLUTION
+    crops_per_image = [crops for crops, _ in items]
+    views = [torch.stack(same_view) for same_view in zip(*crops_per_image)]  # V tensors (B, C, H_v, W_v)
+    if items[0][1] is None:
+        return views
+    labels = torch.tensor([int(label) for _, label in items], dtype=torch.int64)  # (B,)
+    return views, labels
+    # END SOLUTION
