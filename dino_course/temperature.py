@@ -1,0 +1,133 @@
+# Your exercises for Lesson 4.2: replace each `raise ExerciseNotStarted(...)` line with your code.
+# Grade them with `pytest` (or `check("4.2")` in the lesson notebook).
+# Maintainers: this file is generated from solutions/temperature.py by `dino-course stubs`;
+# edit the solution there and regenerate instead of editing this copy.
+"""Lesson 4.2: temperature sharpening, and why it must balance centering.
+
+Both networks turn their K logits into a probability distribution with a softmax at a
+temperature τ:
+
+    P(x)^(k) = exp(g(x)^(k) / τ) / Σ_k' exp(g(x)^(k') / τ)        (Caron et al. 2021, Eq. 1)
+
+A small τ *sharpens* the distribution (τ → 0 gives a one-hot on the largest logit), a large
+τ flattens it (τ → ∞ gives the uniform distribution). DINO uses a low temperature for the
+teacher, τ_t = 0.04 → 0.07, and a higher one for the student, τ_s = 0.1: the student learns
+to match confident teacher targets.
+
+Centering and sharpening pull in opposite directions:
+  - centering alone makes every teacher output close to uniform (entropy log K): collapse;
+  - sharpening alone lets one dimension win for every image (entropy 0): collapse;
+  - together the teacher's outputs stay confident per image but different across images.
+
+The teacher temperature warms up linearly from 0.04 to its final value over the first
+epochs; the schedule is indexed by *epoch*, as in the original (not by iteration). The
+paper notes that final values above 0.07 make training unstable.
+
+Exercises: sharpen, entropy, teacher_temperature_schedule
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
+
+LESSON = "4.2"
+LESSON_TITLE = "Temperature sharpening"
+LESSON_NOTEBOOK = "lessons/module4/4.2_temperature.ipynb"
+
+STUDENT_TEMP = 0.1  # paper: τ_s
+WARMUP_TEACHER_TEMP = 0.04  # paper: τ_t at the start of training
+TEACHER_TEMP = 0.07  # paper: τ_t after warm-up; "anything above 0.07 is unstable" (original help text)
+WARMUP_TEACHER_TEMP_EPOCHS = 30  # paper: linear warm-up of τ_t over the first 30 epochs
+
+
+def _check_positive(name: str, value) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def sharpen(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Exercise 4.2 · softmax at a temperature: P^(k) = exp(g^(k)/τ) / Σ_k' exp(g^(k')/τ), over the last dim.
+
+    Must be numerically stable: logits of size 1000 at τ = 0.04 (exponents of 25 000) give
+    finite probabilities. Subtract the row maximum before exponentiating, or use
+    `torch.softmax`, which does.
+
+    Args:
+        logits: `(..., K)`, e.g. `(2B, K)` teacher logits (after centering).
+        temperature: τ > 0.
+
+    Returns:
+        Probabilities of the same shape, each row summing to 1, computed in float32 or wider.
+
+    Raises:
+        ValueError: a non-positive temperature.
+
+    Example:
+        >>> sharpen(torch.tensor([[1.0, 0.0]]), temperature=1.0)
+        tensor([[0.7311, 0.2689]])
+        >>> sharpen(torch.tensor([[1.0, 0.0]]), temperature=0.1)
+        tensor([[9.9995e-01, 4.5398e-05]])
+    """
+    temperature = _check_positive("temperature", temperature)
+    raise ExerciseNotStarted("4.2", "sharpen")
+
+
+def entropy(probabilities: torch.Tensor) -> torch.Tensor:
+    """Exercise 4.2 · Shannon entropy in nats of each distribution: H(P) = −Σ_k P^(k) log P^(k).
+
+    Takes the convention 0 · log 0 = 0, so a one-hot row has entropy exactly 0 (not NaN).
+    H ranges from 0 (one-hot: one dimension dominates) to log K (uniform).
+
+    Args:
+        probabilities: `(..., K)`, non-negative rows summing to 1.
+
+    Returns:
+        `(...)`, one entropy per row.
+
+    Example:
+        >>> entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
+        tensor([0.6931, 0.0000])
+    """
+    raise ExerciseNotStarted("4.2", "entropy")
+
+
+def teacher_temperature_schedule(
+    warmup_teacher_temp: float = WARMUP_TEACHER_TEMP,
+    teacher_temp: float = TEACHER_TEMP,
+    warmup_epochs: int = WARMUP_TEACHER_TEMP_EPOCHS,
+    epochs: int = 100,
+) -> torch.Tensor:
+    """Exercise 4.2 · the teacher temperature τ_t of every epoch: linear warm-up, then constant.
+
+    The first `warmup_epochs` values go linearly from `warmup_teacher_temp` to `teacher_temp`,
+    both ends included (τ_i = a + (b − a)·i/(W − 1)); every later epoch uses `teacher_temp`.
+    One value per *epoch* (the original indexes it by epoch, not by iteration). Work in float64.
+
+    Args:
+        warmup_teacher_temp: a, τ_t at epoch 0 (0.04 in the paper).
+        teacher_temp: b, τ_t after warm-up (0.04–0.07 in the paper).
+        warmup_epochs: W, 0 ≤ W ≤ epochs (30 in the paper).
+        epochs: length of training, > 0.
+
+    Returns:
+        float64 tensor `(epochs,)`.
+
+    Raises:
+        ValueError: non-positive temperatures or epochs, or a warm-up longer than training.
+
+    Example:
+        >>> teacher_temperature_schedule(0.04, 0.07, warmup_epochs=3, epochs=5)
+        tensor([0.0400, 0.0550, 0.0700, 0.0700, 0.0700], dtype=torch.float64)
+    """
+    _check_positive("warmup_teacher_temp", warmup_teacher_temp)
+    _check_positive("teacher_temp", teacher_temp)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or not 0 <= warmup_epochs <= epochs:
+        raise ValueError(f"warmup_epochs must be an int in [0, epochs={epochs}], got {warmup_epochs!r}")
+    raise ExerciseNotStarted("4.2", "teacher_temperature_schedule")
