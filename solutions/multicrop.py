@@ -24,6 +24,11 @@ One global view is almost always blurred and never solarised, the other rarely b
 sometimes solarised: the two teacher targets of an image are thus very different views, and
 the student cannot match both by keeping low-level colour or texture statistics.
 
+Course implementation (named here): the crops of one image that share a size are augmented
+together as one batch, each crop with its own random parameters (`dino_course.photometric`);
+the random draws and probabilities are the paper's, the pixel arithmetic differs from the
+original PIL pipeline in small ways listed in `MultiCropAugmentation`.
+
 Exercises (each marked in its docstring):
     sample_crop_box, group_by_resolution, collate_multicrop
 """
@@ -32,8 +37,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+
+from dino_course import photometric
 
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
 
@@ -43,6 +55,103 @@ LESSON_NOTEBOOK = "lessons/module3/3.2_multicrop.ipynb"
 
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)  # paper (via torchvision RandomResizedCrop): crops up to 33 % wider or taller
 CROP_ATTEMPTS = 10  # torchvision's number of tries before the centre-crop fallback
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+AUGMENTATIONS = ("flip", "color_jitter", "grayscale", "blur", "solarize")  # names the crop explorer toggles
+
+
+# --------------------------------------------------------------------------------------------
+# Crop sampling: where does a view come from?
+# --------------------------------------------------------------------------------------------
+
+
+def _check_range(value, name: str, low: float, high: float, low_inclusive: bool = False) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name} must be a (min, max) pair, got {value!r}")
+    lo, hi = float(value[0]), float(value[1])
+    low_ok = lo >= low if low_inclusive else lo > low
+    if not (low_ok and hi <= high and math.isfinite(lo) and math.isfinite(hi)):
+        bracket = "[" if low_inclusive else "("
+        raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got {value!r}")
+    if lo > hi:
+        raise ValueError(f"{name} must be (min, max) with min <= max, got {value!r}")
+    return lo, hi
+
+
+def sample_crop_box(
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float] = ASPECT_RATIO_RANGE,
+    generator: torch.Generator | None = None,
+) -> tuple[int, int, int, int]:
+    """Exercise 3.2 · sample a random crop box: area fraction in `scale`, log-uniform aspect ratio.
+
+    This is the sampling of `RandomResizedCrop`, the geometric heart of multi-crop. For up to
+    10 attempts draw
+
+        s ~ U(scale_min, scale_max)                 fraction of the image's area
+        log r ~ U(log ratio_min, log ratio_max)     aspect ratio r = w / h, log-uniform
+        w = round(sqrt(s · H · W · r)),  h = round(sqrt(s · H · W / r))
+
+    and if `0 < h <= H` and `0 < w <= W` the box fits: place it uniformly,
+    top ~ U{0, ..., H - h}, left ~ U{0, ..., W - w}, and return it. Log-uniform makes r and
+    1/r equally likely (a crop is as often 4/3 wide as 4/3 tall).
+
+    Fallback when no attempt fits (e.g. a very elongated image): a centred box of the whole
+    image, clipped to the nearest allowed aspect ratio: if W / H < ratio_min then w = W,
+    h = round(W / ratio_min); if W / H > ratio_max then h = H, w = round(H · ratio_max);
+    otherwise the whole image.
+
+    Draw every random number from `generator` (e.g. `torch.rand(1, generator=generator)`), so
+    that a seeded generator gives reproducible crops.
+
+    Args:
+        height, width: image size H, W in pixels (>= 1).
+        scale: (min, max) area fraction, 0 < min <= max <= 1, e.g. (0.4, 1.0) for global views.
+        ratio: (min, max) aspect ratio w / h, 0 < min <= max.
+        generator: a `torch.Generator`, or None for torch's global generator.
+
+    Returns:
+        `(top, left, crop_height, crop_width)`, integers with `0 <= top`, `top + crop_height <= H`,
+        `0 <= left`, `left + crop_width <= W`, and crop sizes >= 1.
+
+    Raises:
+        ValueError: non-positive image size, or `scale` / `ratio` out of range.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> top, left, h, w = sample_crop_box(100, 200, scale=(0.4, 1.0), generator=g)
+        >>> 0.39 <= h * w / (100 * 200) <= 1.0 and 0 <= top <= 100 - h and 0 <= left <= 200 - w
+        True
+    """
+    if not (isinstance(height, int) and isinstance(width, int)) or height < 1 or width < 1:
+        raise ValueError(f"height and width must be positive integers, got {height!r} and {width!r}")
+    scale = _check_range(scale, "scale", 0.0, 1.0)
+    ratio = _check_range(ratio, "ratio", 0.0, math.inf)
+    # BEGIN SOLUTION
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(CROP_ATTEMPTS):
+        u_scale, u_ratio = torch.rand(2, generator=generator).tolist()
+        target_area = area * (scale[0] + (scale[1] - scale[0]) * u_scale)
+        aspect = math.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u_ratio)
+        crop_width = round(math.sqrt(target_area * aspect))
+        crop_height = round(math.sqrt(target_area / aspect))
+        if 0 < crop_width <= width and 0 < crop_height <= height:
+            top = int(torch.randint(0, height - crop_height + 1, (1,), generator=generator))
+            left = int(torch.randint(0, width - crop_width + 1, (1,), generator=generator))
+            return top, left, crop_height, crop_width
+    image_ratio = width / height
+    if image_ratio < ratio[0]:
+        crop_width, crop_height = width, round(width / ratio[0])
+    elif image_ratio > ratio[1]:
+        crop_height, crop_width = height, round(height * ratio[1])
+    else:
+        crop_height, crop_width = height, width
+    crop_height, crop_width = max(1, min(crop_height, height)), max(1, min(crop_width, width))
+    return (height - crop_height) // 2, (width - crop_width) // 2, crop_height, crop_width
+    # END SOLUTION
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,3 +270,247 @@ def collate_multicrop(batch: list) -> list[torch.Tensor] | tuple[list[torch.Tens
     labels = torch.tensor([int(label) for _, label in items], dtype=torch.int64)  # (B,)
     return views, labels
     # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------
+# Given: the multi-crop augmentation (uses your `sample_crop_box`)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ViewRecipe:
+    """How one kind of view is made; the probabilities are the paper's (BYOL's) values."""
+
+    kind: str  # "global" or "local"
+    size: int  # output side in pixels: 224 global, 96 local in the paper
+    scale: tuple[float, float]  # area fraction of the image: (0.4, 1) global, (0.05, 0.4) local
+    flip_p: float = 0.5  # horizontal flip: left-right is not part of an object's identity
+    jitter_p: float = 0.8  # colour jitter: without it, colour histograms alone can match two views
+    grayscale_p: float = 0.2  # likewise: forces features that survive the loss of colour
+    blur_p: float = 0.5  # 1.0 on global view 1, 0.1 on global view 2: the asymmetry
+    solarize_p: float = 0.0  # 0.2 on global view 2 only
+
+
+JITTER_STRENGTH = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1}  # paper / BYOL
+BLUR_SIGMA = (0.1, 2.0)  # σ in pixels of the output crop, uniform
+
+
+@dataclass
+class MultiCropSample:
+    """The views of one image and what was done to each (for pictures and for the checks)."""
+
+    views: list[torch.Tensor]  # V tensors (3, size, size), float32, normalised; global views first
+    recipes: list[ViewRecipe]
+    boxes: list[tuple[int, int, int, int]]  # (top, left, height, width) of each view in the source image
+    image_size: tuple[int, int]  # (H, W) of the source image
+    flipped: list[bool] = field(default_factory=list)
+    jittered: list[bool] = field(default_factory=list)
+    grayscaled: list[bool] = field(default_factory=list)
+    blur_sigma: list[float | None] = field(default_factory=list)  # None: not blurred
+    solarized: list[bool] = field(default_factory=list)
+
+
+MULTICROP_PRESETS: dict[str, dict] = {
+    # the paper: 2 × 224 px global + 8 × 96 px local views (main_dino.py defaults)
+    "paper": dict(global_size=224, local_size=96, n_local_crops=8),
+    # CPU presets (course choice): small views so a laptop can train; 6 local views instead of
+    # 8 to keep a training step short (the paper's Table 5 shows gains from 2 local views on)
+    "cpu-32": dict(global_size=32, local_size=16, n_local_crops=6),
+    "cpu-64": dict(global_size=64, local_size=28, n_local_crops=6),
+}
+
+
+def _positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def image_to_uint8_tensor(image) -> torch.Tensor:
+    """A PIL image of any mode or a uint8 tensor `(3, H, W)` / `(1, H, W)` -> uint8 `(3, H, W)`.
+
+    PIL modes other than RGB are converted with `Image.convert("RGB")` (grey replicated, a
+    palette looked up, an alpha channel dropped), as `torchvision.datasets.ImageFolder` does.
+    """
+    if isinstance(image, Image.Image):
+        if image.width < 1 or image.height < 1:
+            raise ValueError(f"image must have at least one pixel, got size {image.size}")
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)  # (3, H, W), channels-last memory
+    if isinstance(image, torch.Tensor):
+        if image.dtype != torch.uint8:
+            raise TypeError(
+                f"image tensor must be uint8 (values 0..255), got {image.dtype}; "
+                "convert with (x * 255).round().to(torch.uint8)"
+            )
+        if image.dim() != 3 or image.shape[0] not in (1, 3) or image.shape[1] < 1 or image.shape[2] < 1:
+            raise ValueError(f"image tensor must have shape (3, H, W) or (1, H, W), got {tuple(image.shape)}")
+        return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+    raise TypeError(f"image must be a PIL.Image.Image or a uint8 torch.Tensor (3, H, W), got {type(image).__name__}")
+
+
+class MultiCropAugmentation:
+    """DINO's multi-crop augmentation: 2 global views and `n_local_crops` local views of one image.
+
+    Per view (see the module docstring for the table): random resized crop (box from
+    `sample_crop_box`, bicubic resize with antialiasing), horizontal flip (p 0.5), colour jitter
+    (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1, in random order, p 0.8), grayscale
+    (p 0.2), Gaussian blur (σ ~ U(0.1, 2); p 1.0 / 0.1 / 0.5 for global 1 / global 2 / locals),
+    solarisation (p 0.2, global view 2 only), ImageNet normalisation.
+
+    Differences from the original PIL pipeline (same random choices and probabilities, slightly
+    different pixel arithmetic): colour operations run on float values instead of uint8 (no
+    rounding between steps); the blur is an exactly sampled Gaussian (truncated at 3σ) instead
+    of PIL's three-box-blur approximation; the resize is torch's antialiased bicubic instead of
+    PIL's. All crops of one size are augmented as one batch, each with its own parameters.
+
+    Args:
+        global_size, local_size: output sides in pixels (paper 224 and 96).
+        n_local_crops: number of local views N (paper 8; 0 gives the two global views only).
+        global_scale, local_scale: area-fraction ranges, each within (0, 1].
+        augmentations: which of `AUGMENTATIONS` are switched on (the crop explorer toggles
+            them); a switched-off augmentation never fires. Cropping is always on.
+        normalize: ImageNet-normalise the views (switch off to look at them).
+
+    Raises:
+        ValueError / TypeError: invalid sizes, scales, N or augmentation names.
+
+    Example:
+        >>> augment = MultiCropAugmentation.from_preset("cpu-32")
+        >>> views = augment(Image.new("RGB", (50, 40), (200, 30, 30)))
+        >>> [tuple(v.shape) for v in views[:3]], len(views)
+        ([(3, 32, 32), (3, 32, 32), (3, 16, 16)], 8)
+    """
+
+    def __init__(
+        self,
+        global_size: int = 224,
+        local_size: int = 96,
+        n_local_crops: int = 8,
+        global_scale: tuple[float, float] = (0.4, 1.0),
+        local_scale: tuple[float, float] = (0.05, 0.4),
+        *,
+        augmentations: Sequence[str] = AUGMENTATIONS,
+        normalize: bool = True,
+    ) -> None:
+        global_size = _positive_int(global_size, "global_size")
+        local_size = _positive_int(local_size, "local_size")
+        n_local_crops = _positive_int(n_local_crops, "n_local_crops", minimum=0)
+        global_scale = _check_range(global_scale, "global_scale", 0.0, 1.0)
+        local_scale = _check_range(local_scale, "local_scale", 0.0, 1.0)
+        if isinstance(augmentations, str) or not all(isinstance(a, str) for a in augmentations):
+            raise TypeError(f"augmentations must be a list of names from {AUGMENTATIONS}, got {augmentations!r}")
+        unknown = sorted(set(augmentations) - set(AUGMENTATIONS))
+        if unknown:
+            raise ValueError(f"augmentations must be among {AUGMENTATIONS}, got unknown {unknown}")
+        self.augmentations = tuple(a for a in AUGMENTATIONS if a in augmentations)
+        self.normalize = bool(normalize)
+        self.n_local_crops = n_local_crops
+        global_1 = ViewRecipe("global", global_size, global_scale, blur_p=1.0, solarize_p=0.0)
+        global_2 = ViewRecipe("global", global_size, global_scale, blur_p=0.1, solarize_p=0.2)
+        local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0)
+        self.recipes = [self._switch_off(r) for r in [global_1, global_2] + [local] * n_local_crops]
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> MultiCropAugmentation:
+        """`MultiCropAugmentation` with the sizes of `MULTICROP_PRESETS[name]`, any argument overridden."""
+        if name not in MULTICROP_PRESETS:
+            raise ValueError(f"name must be one of {sorted(MULTICROP_PRESETS)}, got {name!r}")
+        return cls(**{**MULTICROP_PRESETS[name], **overrides})
+
+    def _switch_off(self, recipe: ViewRecipe) -> ViewRecipe:
+        off = {"flip": "flip_p", "color_jitter": "jitter_p", "grayscale": "grayscale_p", "blur": "blur_p", "solarize": "solarize_p"}
+        return replace(recipe, **{field_name: 0.0 for name, field_name in off.items() if name not in self.augmentations})
+
+    @property
+    def global_size(self) -> int:
+        return self.recipes[0].size
+
+    @property
+    def local_size(self) -> int:
+        return self.recipes[-1].size if self.n_local_crops else self.recipes[0].size
+
+    def __repr__(self) -> str:
+        g, loc = self.recipes[0], self.recipes[-1]
+        return (
+            f"MultiCropAugmentation(global_size={g.size}, local_size={self.local_size}, "
+            f"n_local_crops={self.n_local_crops}, global_scale={g.scale}, local_scale={loc.scale if self.n_local_crops else None}, "
+            f"augmentations={list(self.augmentations)}, normalize={self.normalize})"
+        )
+
+    def __call__(self, image) -> list[torch.Tensor]:
+        """The `2 + n_local_crops` views of `image` (PIL image or uint8 `(3, H, W)`), global first."""
+        return self.sample(image).views
+
+    def sample(self, image, generator: torch.Generator | None = None) -> MultiCropSample:
+        """Like calling the augmentation, but also return each view's box and augmentations."""
+        pixels = image_to_uint8_tensor(image)
+        height, width = pixels.shape[-2:]
+        boxes = [sample_crop_box(int(height), int(width), r.scale, ASPECT_RATIO_RANGE, generator) for r in self.recipes]
+        result = MultiCropSample(views=[], recipes=list(self.recipes), boxes=boxes, image_size=(int(height), int(width)))
+        start = 0
+        while start < len(self.recipes):  # one batch per run of equal-size views
+            end = start
+            while end < len(self.recipes) and self.recipes[end].size == self.recipes[start].size:
+                end += 1
+            self._augment_run(pixels, self.recipes[start:end], boxes[start:end], generator, result)
+            start = end
+        return result
+
+    def _augment_run(self, pixels, recipes, boxes, generator, result: MultiCropSample) -> None:
+        n, size = len(recipes), recipes[0].size
+
+        def probability(name: str) -> torch.Tensor:
+            return torch.tensor([getattr(r, name) for r in recipes])
+
+        def fires(name: str) -> torch.Tensor:  # (n,) bool, each view with its own probability
+            return torch.rand(n, generator=generator) < probability(name)
+
+        crops = torch.stack([
+            TF.resized_crop(pixels, top, left, h, w, [size, size], interpolation=InterpolationMode.BICUBIC, antialias=True)
+            for top, left, h, w in boxes
+        ])  # (n, 3, size, size) uint8
+        crops = crops.float().div_(255.0)
+
+        flipped = fires("flip_p")
+        crops = torch.where(flipped.view(-1, 1, 1, 1), TF.horizontal_flip(crops), crops)
+
+        jittered = fires("jitter_p")
+        factors = {}
+        for name, strength in JITTER_STRENGTH.items():
+            u = torch.rand(n, generator=generator)
+            low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
+            factors[name] = low + (high - low) * u
+        order = torch.argsort(torch.rand(n, len(JITTER_STRENGTH), generator=generator), dim=1)  # a random order per view
+        if jittered.any():
+            crops = photometric.color_jitter(crops, factors, order, jittered)
+
+        grayscaled = fires("grayscale_p")
+        if grayscaled.any():
+            crops = torch.where(grayscaled.view(-1, 1, 1, 1), photometric.to_grayscale(crops).expand_as(crops), crops)
+
+        blurred = fires("blur_p")
+        sigma = BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * torch.rand(n, generator=generator)
+        if blurred.any():
+            chosen = torch.nonzero(blurred).flatten()
+            crops[chosen] = photometric.gaussian_blur(crops[chosen], sigma[chosen])
+
+        solarized = fires("solarize_p")
+        if solarized.any():
+            crops = torch.where(solarized.view(-1, 1, 1, 1), photometric.solarize(crops), crops)
+
+        if self.normalize:
+            crops = TF.normalize(crops, list(IMAGENET_MEAN), list(IMAGENET_STD))
+        result.views.extend(crops.unbind(0))
+        result.flipped.extend(flipped.tolist())
+        result.jittered.extend(jittered.tolist())
+        result.grayscaled.extend(grayscaled.tolist())
+        result.blur_sigma.extend(float(s) if b else None for s, b in zip(sigma, blurred))
+        result.solarized.extend(solarized.tolist())
+
+
+def denormalize(view: torch.Tensor) -> torch.Tensor:
+    """Undo the ImageNet normalisation of a view `(3, H, W)` (or `(B, 3, H, W)`): values back in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=view.dtype).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=view.dtype).view(3, 1, 1)
+    return (view * std + mean).clamp(0.0, 1.0)

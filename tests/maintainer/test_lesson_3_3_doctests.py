@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["solutions.heads"]
+MODULES = ["solutions.heads", "solutions.model", "solutions.diagnostics"]
 
 
 @pytest.mark.parametrize("name", MODULES)

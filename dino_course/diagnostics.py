@@ -1,0 +1,327 @@
+# Your exercises for Lesson 3.3: replace each `raise ExerciseNotStarted(...)` line with your code.
+# Grade them with `pytest` (or `check("3.3")` in the lesson notebook).
+# Maintainers: this file is generated from solutions/diagnostics.py by `dino-course stubs`;
+# edit the solution there and regenerate instead of editing this copy.
+"""Lesson 3.3: feature-quality tools: is the representation healthy or has it collapsed?
+
+Self-distillation has a trivial solution: a network that ignores its input. DINO's paper
+(§3.1, §5.3 and Fig. 7) names the two ways it fails:
+
+  - **one dimension dominates**: every image gets (nearly) the same output, whatever it shows.
+    The features stop depending on the input: their spread across images and the number of
+    directions they use (effective rank) drop to zero; the *mean* prediction over a batch
+    puts all its mass on a few prototypes, so its entropy is far below log K;
+  - **uniform output**: every prediction is the uniform distribution over the K prototypes,
+    entropy log K for every image (too much centering, not enough sharpening).
+
+This module measures what a learner needs to tell the cases apart:
+
+    L2-norm consistency          ‖z‖ ≈ 1 for every normalised bottleneck row
+    cosine-similarity histogram  all near 1: the images are not told apart
+    dimension spread             per-dimension std of the normalised features, · √D (≈ 1 isotropic, 0 collapsed)
+    effective rank               exp(entropy of the normalised singular values) (Roy & Vetterli 2007)
+    entropies                    H(mean prediction) and mean H(prediction), against log K
+
+and `diagnose_collapse` combines them into a verdict a learner can read. For training runs,
+`divergence_summary` adds Lesson 3.1's parameter divergence between student and teacher.
+
+Exercises (each marked in its docstring):
+    l2_norm_consistency, pairwise_cosine_similarities, dimension_spread, effective_rank,
+    prediction_entropies
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
+from dino_course.student_teacher import parameter_divergence
+
+LESSON = "3.3"
+LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
+LESSON_NOTEBOOK = "lessons/module3/3.3_projection_heads.ipynb"
+
+STUDENT_TEMPERATURE = 0.1  # τ_s of the paper: the student's softmax temperature
+
+# Verdict thresholds (course choices, justified where they are used in `diagnose_collapse`).
+MIN_SPREAD = 0.05  # dimension spread below this: the features hardly depend on the input
+MIN_EFFECTIVE_RANK = 1.5  # fewer than ~1.5 directions used: the features lie on a line (or a point)
+MAX_MEAN_ENTROPY_RATIO = 0.99  # mean H(p) / log K above this: predictions are uniform
+MIN_ENTROPY_OF_MEAN_RATIO = 0.5  # H(mean p) / log K below this: a few prototypes take every image
+NORM_TOLERANCE = 1e-3  # |‖z‖ − 1| allowed for "L2-normalised"
+
+
+def _check_matrix(name: str, x, min_rows: int = 1) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] < min_rows or x.shape[1] < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a 2-D tensor (N, D) with N >= {min_rows} rows, got {shape}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------
+
+
+def l2_norm_consistency(features: torch.Tensor, tolerance: float = NORM_TOLERANCE) -> dict[str, float | bool]:
+    """Exercise 3.3 · are the rows unit vectors? Statistics of the row norms ‖z_i‖₂.
+
+    After the head's L2 normalisation every bottleneck row should have norm 1 (the paper's
+    z / ‖z‖₂); a row far from 1 means the normalisation was skipped or sits in the wrong place.
+
+    Args:
+        features: `(N, D)`.
+        tolerance: the largest |‖z_i‖ − 1| still counted as normalised.
+
+    Returns:
+        `{"mean", "std", "min", "max": statistics of the N row norms (floats; std unbiased,
+        0 for N = 1), "max_deviation": max_i |‖z_i‖ − 1|, "consistent": max_deviation <= tolerance}`.
+
+    Raises:
+        ValueError: `features` is not `(N, D)`.
+
+    Example:
+        >>> stats = l2_norm_consistency(torch.tensor([[3.0, 4.0], [0.6, 0.8]]))
+        >>> stats["max"], stats["max_deviation"], stats["consistent"]
+        (5.0, 4.0, False)
+    """
+    _check_matrix("features", features)
+    raise ExerciseNotStarted("3.3", "l2_norm_consistency")
+
+
+def pairwise_cosine_similarities(features: torch.Tensor) -> torch.Tensor:
+    """Exercise 3.3 · the cosine similarity of every pair of different rows (for a histogram).
+
+        cos(z_i, z_j) = z_i · z_j / (‖z_i‖ ‖z_j‖),   i < j
+
+    A healthy representation spreads these over a wide range (different images, different
+    directions); a collapsed one piles them up near 1. Rows are normalised first (an
+    all-zero row counts as similarity 0, as with `l2_normalize`'s eps), so the input need not
+    be normalised. Return each unordered pair once, without the diagonal (always 1).
+
+    Args:
+        features: `(N, D)`, N ≥ 2.
+
+    Returns:
+        `(N * (N − 1) / 2,)`, the upper triangle (i < j) in row-major order, values in [−1, 1].
+
+    Raises:
+        ValueError: fewer than 2 rows, or not 2-D.
+
+    Example:
+        >>> pairwise_cosine_similarities(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]]))
+        tensor([1., 0., 0.])
+    """
+    _check_matrix("features", features, min_rows=2)
+    raise ExerciseNotStarted("3.3", "pairwise_cosine_similarities")
+
+
+def dimension_spread(features: torch.Tensor) -> float:
+    """Exercise 3.3 · how much the normalised features vary across images, per dimension.
+
+    L2-normalise every row, take the standard deviation of each of the D dimensions over
+    the N rows (population std, divide by N), average over the dimensions and multiply by √D:
+
+        spread = √D · (1/D) Σ_d std_i( z_id / ‖z_i‖ )
+
+    Unit vectors spread evenly over the sphere have per-dimension std ≈ 1/√D, so the
+    spread is ≈ 1 for an isotropic representation and exactly 0 when every image gets the
+    same direction (collapse): a scale-free number to compare models of any width.
+
+    Args:
+        features: `(N, D)`, N ≥ 2.
+
+    Returns:
+        The spread as a float ≥ 0.
+
+    Example:
+        >>> dimension_spread(torch.ones(5, 3))
+        0.0
+        >>> round(dimension_spread(torch.eye(4)), 3)
+        0.866
+    """
+    _check_matrix("features", features, min_rows=2)
+    raise ExerciseNotStarted("3.3", "dimension_spread")
+
+
+def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> float:
+    """Exercise 3.3 · the number of directions the features really use (Roy & Vetterli 2007).
+
+    Centre the features (subtract the mean row: a shared offset is not information), take
+    the singular values σ_1 … σ_r of the centred `(N, D)` matrix, normalise them to a
+    distribution p_k = σ_k / Σ σ, and exponentiate its entropy:
+
+        erank = exp( − Σ_k p_k log p_k )        (terms with p_k = 0 count as 0)
+
+    1 ≤ erank ≤ min(N, D): 1 when every row lies on one line, min(N, D) when all directions
+    are used equally. If every singular value is below `eps` (all rows identical) return 0.0:
+    the features carry no information at all.
+
+    Args:
+        features: `(N, D)`, N ≥ 2.
+        eps: singular values summing to less than this count as none.
+
+    Returns:
+        The effective rank as a float.
+
+    Example:
+        >>> round(effective_rank(torch.eye(4)), 3)  # centred: 3 equal directions
+        3.0
+        >>> effective_rank(torch.ones(6, 5))
+        0.0
+    """
+    _check_matrix("features", features, min_rows=2)
+    raise ExerciseNotStarted("3.3", "effective_rank")
+
+
+def prediction_entropies(logits: torch.Tensor, temperature: float = STUDENT_TEMPERATURE) -> tuple[float, float]:
+    """Exercise 3.3 · entropy of the mean prediction, and mean entropy of the predictions.
+
+    With p_i = softmax(logits_i / τ) over the K prototypes and the batch mean p̄ = (1/N) Σ_i p_i:
+
+        H(p̄)          = − Σ_k p̄_k log p̄_k               (how many prototypes the batch uses)
+        (1/N) Σ_i H(p_i)                                   (how unsure each prediction is)
+
+    Both lie in [0, log K] (natural log). Healthy: H(p̄) high (many prototypes in use),
+    mean H(p_i) lower (each image picks a few). Uniform collapse: both = log K. Collapse to
+    one prototype: H(p̄) ≈ 0. Use `log_softmax` for the log-probabilities so that
+    probabilities that underflow to 0 give 0 · log 0 = 0, not NaN.
+
+    Args:
+        logits: `(N, K)` head outputs.
+        temperature: τ > 0 (the student's 0.1 by default).
+
+    Returns:
+        `(entropy_of_mean, mean_entropy)` as floats, in nats.
+
+    Raises:
+        ValueError: `logits` not `(N, K)`, or τ ≤ 0.
+
+    Example:
+        >>> entropy_of_mean, mean_entropy = prediction_entropies(torch.zeros(3, 4))
+        >>> round(entropy_of_mean, 4), round(mean_entropy, 4), round(math.log(4), 4)
+        (1.3863, 1.3863, 1.3863)
+    """
+    _check_matrix("logits", logits)
+    if not isinstance(temperature, (int, float)) or temperature <= 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    raise ExerciseNotStarted("3.3", "prediction_entropies")
+
+
+# --------------------------------------------------------------------------------------------
+# Given: the verdict
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollapseReport:
+    """The numbers behind a verdict; `str(report)` is the readable version."""
+
+    n_samples: int
+    feature_dim: int
+    output_dim: int
+    norm_max_deviation: float
+    mean_cosine_similarity: float
+    dimension_spread: float
+    effective_rank: float
+    entropy_of_mean: float
+    mean_entropy: float
+    problems: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    @property
+    def verdict(self) -> str:
+        if self.healthy:
+            return "healthy: features vary across images and predictions use many prototypes"
+        return "COLLAPSED: " + "; ".join(self.problems)
+
+    def __str__(self) -> str:
+        log_k = math.log(self.output_dim)
+        lines = [
+            f"{self.n_samples} images, features D={self.feature_dim}, prototypes K={self.output_dim}",
+            f"  L2 norm, max |‖z‖-1|      {self.norm_max_deviation:.2e}",
+            f"  mean cosine similarity    {self.mean_cosine_similarity:+.3f}   (near 1: images not told apart)",
+            f"  dimension spread          {self.dimension_spread:.3f}    (≈1 isotropic, 0 collapsed; flag < {MIN_SPREAD})",
+            f"  effective rank            {self.effective_rank:.2f}     (of at most {min(self.n_samples, self.feature_dim)}; flag < {MIN_EFFECTIVE_RANK})",
+            f"  H(mean prediction)/log K  {self.entropy_of_mean / log_k:.3f}    (flag < {MIN_ENTROPY_OF_MEAN_RATIO}: few prototypes used)",
+            f"  mean H(prediction)/log K  {self.mean_entropy / log_k:.3f}    (flag > {MAX_MEAN_ENTROPY_RATIO}: uniform predictions)",
+            f"verdict: {self.verdict}",
+        ]
+        return "\n".join(lines)
+
+
+def diagnose_collapse(features: torch.Tensor, logits: torch.Tensor, temperature: float = STUDENT_TEMPERATURE) -> CollapseReport:
+    """Measure `features` `(N, D)` (e.g. the normalised bottleneck) and `logits` `(N, K)` and judge.
+
+    Flags, each with the reason it is a sign of collapse:
+      - dimension spread < `MIN_SPREAD` or effective rank < `MIN_EFFECTIVE_RANK`: the features
+        barely depend on the image (a random-init network already has spread ≈ 0.2–1);
+      - mean H(p_i) / log K > `MAX_MEAN_ENTROPY_RATIO`: every prediction is nearly uniform
+        (with the student's τ = 0.1 even random cosine scores give ≈ 0.9);
+      - H(p̄) / log K < `MIN_ENTROPY_OF_MEAN_RATIO`: a few prototypes win for every image.
+    The L2 norm is reported, not judged: only normalised features should be ≈ 1.
+    """
+    _check_matrix("features", features, min_rows=2)
+    _check_matrix("logits", logits, min_rows=2)
+    if len(features) != len(logits):
+        raise ValueError(f"features and logits must have the same number of rows, got {len(features)} and {len(logits)}")
+    spread = dimension_spread(features)
+    rank = effective_rank(features)
+    entropy_of_mean, mean_entropy = prediction_entropies(logits, temperature)
+    log_k = math.log(logits.shape[1]) if logits.shape[1] > 1 else 1.0
+    problems = []
+    if spread < MIN_SPREAD or rank < MIN_EFFECTIVE_RANK:
+        problems.append(f"features do not depend on the input (spread {spread:.3f}, effective rank {rank:.2f})")
+    if mean_entropy / log_k > MAX_MEAN_ENTROPY_RATIO:
+        problems.append(f"uniform predictions (mean entropy {mean_entropy / log_k:.3f} · log K)")
+    if entropy_of_mean / log_k < MIN_ENTROPY_OF_MEAN_RATIO:
+        problems.append(f"a few prototypes take every image (entropy of the mean {entropy_of_mean / log_k:.3f} · log K)")
+    return CollapseReport(
+        n_samples=len(features),
+        feature_dim=features.shape[1],
+        output_dim=logits.shape[1],
+        norm_max_deviation=float(l2_norm_consistency(features)["max_deviation"]),
+        mean_cosine_similarity=float(pairwise_cosine_similarities(features).mean()),
+        dimension_spread=spread,
+        effective_rank=rank,
+        entropy_of_mean=entropy_of_mean,
+        mean_entropy=mean_entropy,
+        problems=tuple(problems),
+    )
+
+
+@torch.no_grad()
+def network_outputs(network: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Backbone features `(B, D)`, normalised bottleneck `(B, bottleneck)` and logits `(B, K)`.
+
+    `network` is a `MultiCropNetwork`-like module with `.backbone` and a `DINOProjectionHead`
+    `.head`. Runs in eval mode (restored afterwards) without gradients.
+    """
+    was_training = network.training
+    network.eval()
+    try:
+        features = network.backbone(images)
+        return {"features": features, "bottleneck": network.head.bottleneck(features), "logits": network.head(features)}
+    finally:
+        network.train(was_training)
+
+
+def divergence_summary(student: nn.Module, teacher: nn.Module) -> dict[str, float]:
+    """Lesson 3.1's `parameter_divergence`, summarised: mean and max over all parameters, and
+    the mean per top-level part (e.g. `backbone`, `head`). Keys like `"mean"`, `"max"`, `"head"`."""
+    divergence = parameter_divergence(student, teacher)
+    values = list(divergence.values())
+    summary = {"mean": sum(values) / len(values), "max": max(values)}
+    parts: dict[str, list[float]] = {}
+    for name, value in divergence.items():
+        parts.setdefault(name.split(".")[0], []).append(value)
+    summary.update({part: sum(v) / len(v) for part, v in parts.items()})
+    return summary

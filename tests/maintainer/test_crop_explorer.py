@@ -1,0 +1,121 @@
+"""The crop explorer and the crop pictures, without a browser (widget values set directly)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dino_course import use_reference  # noqa: E402
+from dino_course.sample_images import SAMPLE_PHOTOS, sample_photo  # noqa: E402
+
+
+@pytest.fixture
+def explorer():
+    use_reference("3.2")  # the explorer runs on dino_course.multicrop: the reference here
+    from dino_course.crop_explorer import CropExplorer
+
+    made = CropExplorer(photo="coffee", n_local_crops=4, seed=0)
+    yield made
+    import matplotlib.pyplot as plt
+
+    plt.close(made.figure)
+    use_reference(None)
+
+
+def rectangles(figure):
+    from matplotlib.patches import Rectangle
+
+    return [p for p in figure.axes[0].patches if isinstance(p, Rectangle)]
+
+
+@pytest.mark.parametrize("name", SAMPLE_PHOTOS)
+def test_sample_photos_ship_with_packages(name):
+    photo = sample_photo(name)
+    assert isinstance(photo, Image.Image) and photo.mode == "RGB" and min(photo.size) >= 256
+    with pytest.raises(ValueError, match="name must be one of"):
+        sample_photo("lena")
+
+
+def test_explorer_draws_one_box_and_one_view_per_crop(explorer):
+    assert explorer.error is None
+    assert len(explorer.sample.views) == 2 + 4
+    assert len(rectangles(explorer.figure)) == 6
+    assert len(explorer.figure.axes) == 1 + 6
+
+
+def test_moving_sliders_changes_the_crops_drawn(explorer):
+    before = list(explorer.sample.boxes)
+    explorer.seed.value = 7
+    assert explorer.sample.boxes != before, "a new seed must draw new crops"
+    explorer.n_local_crops.value = 9
+    assert len(explorer.sample.views) == 11 and len(rectangles(explorer.figure)) == 11
+    explorer.local_scale.value = (0.01, 0.02)
+    height, width = explorer.sample.image_size
+    for (top, left, h, w), recipe in zip(explorer.sample.boxes, explorer.sample.recipes):
+        if recipe.kind == "local":
+            assert h * w / (height * width) < 0.03  # scale 0.02 plus rounding of a ~60 px box
+    drawn = [(r.get_width() * r.get_height()) for r in rectangles(explorer.figure)[2:]]
+    assert max(drawn) < 0.03 * height * width, "the boxes drawn must follow the local scale slider"
+    explorer.global_scale.value = (1.0, 1.0)
+    # coffee is 600 x 400 (ratio 1.5 > 4/3): a whole-image box does not fit, the fallback keeps 533 x 400
+    assert all(h * w / (height * width) > 0.85 for _, _, h, w in explorer.sample.boxes[:2])
+
+
+def test_toggles_switch_augmentations_off(explorer):
+    for box in explorer.toggles.values():
+        box.value = False
+    sample = explorer.sample
+    assert not any(sample.flipped + sample.jittered + sample.grayscaled + sample.solarized)
+    assert all(s is None for s in sample.blur_sigma)
+    explorer.toggles["blur"].value = True
+    assert explorer.sample.blur_sigma[0] is not None, "the first global view is always blurred when blur is on"
+    titles = [a.get_title() for a in explorer.figure.axes[1:]]
+    assert "blur" in titles[0] and "crop only" in " ".join(titles[1:]) or "blur" in titles[1]
+
+
+def test_photo_and_size_dropdowns(explorer):
+    explorer.photo.value = "astronaut"
+    assert explorer.sample.image_size == (512, 512)
+    explorer.sizes.value = "cpu-32 (32/16 px)"
+    assert tuple(explorer.sample.views[0].shape) == (3, 32, 32) and tuple(explorer.sample.views[-1].shape) == (3, 16, 16)
+
+
+def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch):
+    use_reference(None)
+    from dino_course import multicrop
+    from dino_course.crop_explorer import CropExplorer
+    from dino_course.grading import ExerciseNotStarted
+
+    def not_started(*args, **kwargs):
+        raise ExerciseNotStarted("3.2", "sample_crop_box")
+
+    monkeypatch.setattr(multicrop, "sample_crop_box", not_started)
+    made = CropExplorer()
+    assert made.sample is None and "sample_crop_box" in made.error and "cannot draw" in made.status.value
+    import matplotlib.pyplot as plt
+
+    plt.close(made.figure)
+
+
+def test_plot_multicrop_accepts_tensors_and_titles_views():
+    use_reference("3.2")
+    try:
+        from dino_course.crop_plots import plot_multicrop
+        from dino_course.multicrop import MultiCropAugmentation
+
+        image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+        sample = MultiCropAugmentation.from_preset("cpu-32").sample(image, generator=torch.Generator().manual_seed(1))
+        figure = plot_multicrop(image, sample)
+        titles = [a.get_title() for a in figure.axes[1:]]
+        assert titles[0].startswith("G1 32px") and titles[2].startswith("L1 16px")
+        assert "blur" in titles[0]  # p = 1.0 on the first global view
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    finally:
+        use_reference(None)

@@ -1,0 +1,243 @@
+"""Checks of the given multi-crop pipeline (`solutions/multicrop.py`, reference crop sampling).
+
+Random behaviour is checked by statistics over many seeded samples, detected from the pixels
+where possible. Firing-rate tolerance: a rate estimated from n independent views lies within
+4.5 standard errors sqrt(p (1 - p) / n) of p except with probability ~7e-6.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import solutions.multicrop as ref
+from dino_course import photometric
+
+SIGMAS = 4.5
+
+
+def rate_ok(hits: int, n: int, p: float) -> bool:
+    if p in (0.0, 1.0):
+        return hits == n * p
+    return abs(hits / n - p) <= SIGMAS * math.sqrt(p * (1 - p) / n)
+
+
+def photo(height: int = 60, width: int = 80, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+# ----------------------------------------------------------------------------- shapes, inputs, errors
+
+
+@pytest.mark.parametrize("preset", sorted(ref.MULTICROP_PRESETS))
+def test_presets_give_the_promised_views(preset):
+    sizes = ref.MULTICROP_PRESETS[preset]
+    views = ref.MultiCropAugmentation.from_preset(preset)(photo())
+    assert len(views) == 2 + sizes["n_local_crops"]
+    g, loc = sizes["global_size"], sizes["local_size"]
+    assert [tuple(v.shape) for v in views] == [(3, g, g)] * 2 + [(3, loc, loc)] * sizes["n_local_crops"]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in views)
+
+
+def test_paper_defaults():
+    augment = ref.MultiCropAugmentation()
+    assert (augment.global_size, augment.local_size, augment.n_local_crops) == (224, 96, 8)
+    g1, g2, local = augment.recipes[0], augment.recipes[1], augment.recipes[2]
+    assert g1.scale == g2.scale == (0.4, 1.0) and local.scale == (0.05, 0.4)
+    assert (g1.blur_p, g2.blur_p, local.blur_p) == (1.0, 0.1, 0.5)
+    assert (g1.solarize_p, g2.solarize_p, local.solarize_p) == (0.0, 0.2, 0.0)
+    assert all(r.jitter_p == 0.8 and r.grayscale_p == 0.2 and r.flip_p == 0.5 for r in augment.recipes)
+    assert ref.JITTER_STRENGTH == {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1}
+    assert ref.MultiCropAugmentation.from_preset("paper", n_local_crops=2).n_local_crops == 2
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "1", "CMYK", "I"])
+def test_any_pil_mode(mode):
+    views = ref.MultiCropAugmentation.from_preset("cpu-32")(photo().convert(mode))
+    assert [tuple(v.shape) for v in views[:3]] == [(3, 32, 32), (3, 32, 32), (3, 16, 16)]
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 50), (1, 40, 50), (3, 5, 7), (3, 1, 1), (3, 300, 20)])
+def test_uint8_tensors_and_images_smaller_than_a_crop(shape):
+    image = torch.randint(0, 256, shape, dtype=torch.uint8)
+    views = ref.MultiCropAugmentation(global_size=64, local_size=28, n_local_crops=3)(image)
+    assert [tuple(v.shape) for v in views] == [(3, 64, 64)] * 2 + [(3, 28, 28)] * 3
+    assert all(torch.isfinite(v).all() for v in views)
+
+
+@pytest.mark.parametrize("kwargs,error,words", [
+    (dict(global_size=0), ValueError, "global_size"),
+    (dict(local_size=-3), ValueError, "local_size"),
+    (dict(global_size=32.5), ValueError, "global_size"),
+    (dict(n_local_crops=-1), ValueError, "n_local_crops"),
+    (dict(global_scale=(0.0, 1.0)), ValueError, "global_scale"),
+    (dict(global_scale=(0.5, 1.2)), ValueError, "global_scale"),
+    (dict(local_scale=(0.4, 0.05)), ValueError, "min <= max"),
+    (dict(local_scale=0.3), TypeError, "local_scale"),
+    (dict(augmentations=("flip", "mixup")), ValueError, "mixup"),
+    (dict(augmentations="flip"), TypeError, "augmentations"),
+])
+def test_invalid_configs_are_named(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        ref.MultiCropAugmentation(**kwargs)
+
+
+def test_invalid_images_and_presets_are_named():
+    augment = ref.MultiCropAugmentation.from_preset("cpu-32")
+    with pytest.raises(TypeError, match="uint8"):
+        augment(torch.rand(3, 20, 20))
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        augment(torch.zeros(20, 20, 3, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="PIL"):
+        augment(np.zeros((20, 20, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="cpu-32"):
+        ref.MultiCropAugmentation.from_preset("tiny")
+
+
+# ----------------------------------------------------------------------------- normalisation
+
+
+def test_normalisation_of_a_constant_image_is_exact():
+    colour = (200, 30, 90)
+    augment = ref.MultiCropAugmentation.from_preset("cpu-32", augmentations=())
+    for view in augment(Image.new("RGB", (50, 40), colour)):
+        expected = (torch.tensor(colour) / 255.0 - torch.tensor(ref.IMAGENET_MEAN)) / torch.tensor(ref.IMAGENET_STD)
+        torch.testing.assert_close(view.mean(dim=(1, 2)), expected, rtol=0, atol=1e-5)  # float32 rounding
+        torch.testing.assert_close(ref.denormalize(view), torch.tensor(colour).view(3, 1, 1).expand_as(view) / 255.0, rtol=0, atol=1e-6)
+
+
+def test_normalised_statistics_of_a_photo():
+    skimage_data = pytest.importorskip("skimage.data")
+    image = Image.fromarray(skimage_data.chelsea())
+    views = torch.stack(ref.MultiCropAugmentation.from_preset("cpu-32", n_local_crops=0)(image) * 1)
+    # a natural photo normalised with ImageNet statistics: per-channel means within ~1 of 0, std of order 1
+    assert views.mean(dim=(0, 2, 3)).abs().max() < 1.5
+    assert 0.2 < views.std() < 2.0
+
+
+# ----------------------------------------------------------------------------- firing rates (from pixels)
+
+
+def many_samples(augment, image, n, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [augment.sample(image, generator=generator) for _ in range(n)]
+
+
+def test_flip_rate_from_a_coordinate_image():
+    columns = torch.arange(120).view(1, 1, -1).expand(3, 100, 120).to(torch.uint8)
+    augment = ref.MultiCropAugmentation(global_size=32, local_size=16, n_local_crops=6, augmentations=("flip",), normalize=False)
+    samples = many_samples(augment, columns, 300)
+    flipped = [bool(v[0, :, -1].mean() < v[0, :, 0].mean()) for s in samples for v in s.views]  # red falls left to right
+    recorded = [f for s in samples for f in s.flipped]
+    assert flipped == recorded
+    assert rate_ok(sum(flipped), len(flipped), 0.5)
+
+
+def test_grayscale_rate_from_pixels():
+    augment = ref.MultiCropAugmentation(global_size=32, local_size=16, n_local_crops=6, augmentations=("grayscale",), normalize=False)
+    samples = many_samples(augment, Image.new("RGB", (60, 50), (220, 40, 90)), 300)
+    grey = [bool((v[0] - v[1]).abs().max() < 1e-6 and (v[1] - v[2]).abs().max() < 1e-6) for s in samples for v in s.views]
+    assert grey == [g for s in samples for g in s.grayscaled]
+    assert rate_ok(sum(grey), len(grey), 0.2)
+
+
+def test_colour_jitter_rate_from_pixels():
+    colour = torch.tensor((150, 90, 60)) / 255.0
+    augment = ref.MultiCropAugmentation(global_size=16, local_size=8, n_local_crops=6, augmentations=("color_jitter",), normalize=False)
+    samples = many_samples(augment, Image.new("RGB", (40, 40), (150, 90, 60)), 300)
+    # all four factors equal to their identity has probability 0: a jittered view changes colour
+    changed = [bool((v.mean(dim=(1, 2)) - colour).abs().max() > 1e-4) for s in samples for v in s.views]
+    assert changed == [j for s in samples for j in s.jittered]
+    assert rate_ok(sum(changed), len(changed), 0.8)
+
+
+def test_solarisation_only_on_the_second_global_view():
+    augment = ref.MultiCropAugmentation(global_size=16, local_size=8, n_local_crops=6, augmentations=("solarize",), normalize=False)
+    samples = many_samples(augment, Image.new("RGB", (40, 40), (230, 200, 180)), 800)
+    solarised = [[bool(v.mean() < 0.5) for v in s.views] for s in samples]  # a bright image turns dark
+    assert not any(views[0] for views in solarised), "solarisation touched the first global view"
+    assert not any(any(views[2:]) for views in solarised), "solarisation touched a local view"
+    second = sum(views[1] for views in solarised)
+    assert rate_ok(second, len(samples), 0.2)
+    assert solarised == [s.solarized for s in samples]
+
+
+def test_blur_rates_per_view_and_that_records_match_pixels():
+    rng = np.random.default_rng(1)
+    noise = torch.from_numpy(rng.integers(0, 256, (3, 24, 24), dtype=np.uint8))
+    # global views of the whole image at its own size (scale 1): an unblurred view is the image itself
+    augment = ref.MultiCropAugmentation(global_size=24, local_size=24, n_local_crops=6, global_scale=(1.0, 1.0),
+                                        local_scale=(1.0, 1.0), augmentations=("blur",), normalize=False)
+    samples = many_samples(augment, noise, 250)
+    image = noise.float() / 255.0
+    for s in samples:
+        for view, sigma in zip(s.views, s.blur_sigma):
+            if sigma is None:
+                assert torch.allclose(view, image, atol=1e-6), "an unblurred view differs from the image"
+            else:
+                assert 0.1 <= sigma <= 2.0
+                if sigma >= 0.5:
+                    assert view.std() < 0.9 * image.std(), "a view recorded as blurred is not smoother"
+    blurred = [[sigma is not None for sigma in s.blur_sigma] for s in samples]
+    assert all(b[0] for b in blurred), "the first global view must always be blurred (p = 1.0)"
+    assert rate_ok(sum(b[1] for b in blurred), len(samples), 0.1)
+    locals_ = [x for b in blurred for x in b[2:]]
+    assert rate_ok(sum(locals_), len(locals_), 0.5)
+    sigmas = [sigma for s in samples for sigma in s.blur_sigma if sigma is not None]
+    assert abs(np.mean(sigmas) - 1.05) <= SIGMAS * (1.9 / math.sqrt(12)) / math.sqrt(len(sigmas))  # σ ~ U(0.1, 2)
+
+
+def test_switched_off_augmentations_never_fire():
+    augment = ref.MultiCropAugmentation.from_preset("cpu-32", augmentations=())
+    samples = many_samples(augment, photo(), 50)
+    assert not any(any(s.flipped) or any(s.jittered) or any(s.grayscaled) or any(s.solarized) for s in samples)
+    assert all(sigma is None for s in samples for sigma in s.blur_sigma)
+
+
+# ----------------------------------------------------------------------------- photometric ops vs torchvision
+
+
+def test_batched_photometric_ops_match_torchvision():
+    tf = pytest.importorskip("torchvision.transforms.v2.functional")
+    torch.manual_seed(0)
+    crops = torch.randint(0, 256, (6, 3, 12, 12)).float() / 255.0  # uint8 levels: many exact channel ties
+    hue = torch.linspace(-0.5, 0.5, 6)
+    factor = torch.linspace(0.6, 1.4, 6)
+    for ours, theirs, f in [
+        (photometric.adjust_hue, tf.adjust_hue, hue),
+        (photometric.adjust_brightness, tf.adjust_brightness, factor),
+        (photometric.adjust_contrast, tf.adjust_contrast, factor),
+        (photometric.adjust_saturation, tf.adjust_saturation, factor),
+    ]:
+        expected = torch.stack([theirs(crops[i], float(f[i])) for i in range(6)])
+        # different but equivalent float32 formulas; torchvision's contrast/saturation grey uses
+        # its own rounding of the luma weights, hence 1e-4
+        torch.testing.assert_close(ours(crops, f), expected, rtol=0, atol=1e-4)
+    sigma = torch.tensor([0.3, 0.8, 1.2, 2.0, 0.1, 1.6])
+    blurred = photometric.gaussian_blur(crops, sigma)
+    for i in range(6):  # both kernels truncate at 6 px (3σ of σ = 2); compare interior pixels only, since
+        # the edges differ (replicate padding here, reflect in torchvision)
+        expected = tf.gaussian_blur(crops[i], [13, 13], [float(sigma[i])] * 2)
+        torch.testing.assert_close(blurred[i, :, 6:-6, 6:-6], expected[:, 6:-6, 6:-6], rtol=0, atol=1e-5)
+
+
+def test_dataloader_with_collation():
+    class Photos(torch.utils.data.Dataset):
+        def __init__(self):
+            self.augment = ref.MultiCropAugmentation.from_preset("cpu-32")
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return self.augment(photo(seed=index)), index
+
+    views, labels = next(iter(torch.utils.data.DataLoader(Photos(), batch_size=4, collate_fn=ref.collate_multicrop)))
+    assert [tuple(v.shape) for v in views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 16, 16)] * 6
+    assert labels.tolist() == [0, 1, 2, 3]
+    assert ref.group_by_resolution(views) == [(0, 2), (2, 8)]
