@@ -1,0 +1,333 @@
+"""Lesson 4.4: the DINO training step.
+
+One iteration of DINO, in the order of the paper's Algorithm 1 and of the original code:
+
+    1. schedules   lr ← lr_schedule[it] (both groups), wd ← wd_schedule[it] (decayed group only)
+    2. forward     teacher on the 2 global views, student on all V views
+    3. loss        DINO loss with the current center and τ_t(epoch); then the center moves (4.3)
+    4. backward    zero the gradients, backpropagate into the student only
+    5. clip        each parameter's gradient to norm ≤ clip, tensor by tensor
+    6. freeze      drop the last layer's gradients during the first epoch(s)
+    7. step        AdamW
+    8. EMA         the teacher follows: θ_t ← τ·θ_t + (1 − τ)·θ_s with τ = momentum_schedule[it] (3.1)
+
+The hyper-parameter schedules come from Lesson 3.1's `cosine_schedule`, one value per
+iteration: the learning rate warms up linearly to `lr · batch_size / 256` (the linear scaling
+rule, `batch_size` counted over all processes) and then decays to `min_lr`; the weight decay
+rises from 0.04 to 0.4; the teacher momentum rises from 0.996 towards 1.
+
+Course additions, named here: `train_step` raises `NonFiniteLossError` (the original prints
+and exits the process), and `autocast_dtype=torch.bfloat16` runs forward and loss under
+`torch.autocast` (the original uses float16 with a gradient scaler on GPUs; bfloat16 has
+float32's range and needs no scaler). Defaults are fp32, as the golden numbers.
+
+Exercises: parameter_groups, clip_gradients, TrainingSchedules.create, apply_schedules, train_step
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
+from dino_course.heads import cancel_last_layer_gradients
+from dino_course.student_teacher import cosine_schedule
+
+LESSON = "4.4"
+LESSON_TITLE = "The training step"
+LESSON_NOTEBOOK = "lessons/module4/4.4_training_loop.ipynb"
+
+BASE_LR = 5e-4  # paper: for a batch of 256; scaled linearly with the batch size
+MIN_LR = 1e-6  # paper: the cosine decays to this
+WARMUP_EPOCHS = 10  # paper: linear lr warm-up
+WEIGHT_DECAY = 0.04  # paper: start of the weight-decay cosine
+WEIGHT_DECAY_END = 0.4  # paper: end of it (a larger decay late in training helps ViTs)
+MOMENTUM_TEACHER = 0.996  # paper: τ at the start
+MOMENTUM_TEACHER_END = 1.0  # paper; the course's StudentTeacherWrapper defaults to 0.999 (see 3.1)
+CLIP_GRAD = 3.0  # paper: per-tensor gradient norm limit (0 switches clipping off)
+FREEZE_LAST_LAYER = 1  # paper: the prototypes are frozen during the first epoch
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the weights were not updated."""
+
+
+# --------------------------------------------------------------------------------------------
+# The optimiser's parameter groups
+# --------------------------------------------------------------------------------------------
+
+
+def parameter_groups(model: nn.Module) -> list[dict]:
+    """Exercise 4.4 · split the trainable parameters into a weight-decayed and a non-decayed group.
+
+    The original decays every weight *matrix* (and higher-dimensional tensor, so the
+    `cls_token (1,1,D)` and `pos_embed (1,1+N,D)` are decayed too) but neither biases nor
+    normalisation weights: a parameter goes to the non-decayed group when its name ends in
+    `.bias` or it is 1-D. Parameters with `requires_grad=False` (e.g. the frozen `weight_g`
+    of the head's last layer) are left out entirely.
+
+    Args:
+        model: the student.
+
+    Returns:
+        `[{"params": [...], "param_names": [...]}, {"params": [...], "param_names": [...], "weight_decay": 0.0}]`,
+        each list in `model.named_parameters()` order; pass it to `torch.optim.AdamW`.
+        The first group's weight decay is set by the schedule (`apply_schedules`).
+
+    Example:
+        >>> groups = parameter_groups(nn.Sequential(nn.Linear(3, 2), nn.LayerNorm(2)))
+        >>> groups[0]["param_names"], groups[1]["param_names"], groups[1]["weight_decay"]
+        (['0.weight'], ['0.bias', '1.weight', '1.bias'], 0.0)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    # BEGIN SOLUTION
+    regularized = {"params": [], "param_names": []}
+    not_regularized = {"params": [], "param_names": [], "weight_decay": 0.0}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        group = not_regularized if name.endswith(".bias") or parameter.dim() == 1 else regularized
+        group["params"].append(parameter)
+        group["param_names"].append(name)
+    return [regularized, not_regularized]
+    # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------
+# Per-tensor gradient clipping
+# --------------------------------------------------------------------------------------------
+
+
+def clip_gradients(model: nn.Module, clip: float) -> list[float]:
+    """Exercise 4.4 · clip the gradient of each parameter tensor separately to norm ≤ `clip`.
+
+    For every parameter that has a gradient (skip those whose `.grad` is None), in
+    `model.named_parameters()` order:
+
+        n = ‖grad‖₂;   coef = clip / (n + 1e-6);   if coef < 1: grad ← coef · grad   (in place)
+
+    This is *not* `torch.nn.utils.clip_grad_norm_`, which rescales all gradients by one
+    global norm: DINO limits each tensor on its own, so one exploding layer does not shrink
+    the updates of all the others.
+
+    Args:
+        model: the student, after `backward()`.
+        clip: the norm limit, > 0 (3.0 in the paper).
+
+    Returns:
+        The pre-clip norms as Python floats, one per parameter with a gradient, in order.
+
+    Example:
+        >>> layer = nn.Linear(2, 1, bias=False)
+        >>> layer.weight.grad = torch.tensor([[3.0, 4.0]])
+        >>> clip_gradients(layer, clip=1.0), layer.weight.grad
+        ([5.0], tensor([[0.6000, 0.8000]]))
+    """
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
+        raise ValueError(f"clip must be a positive number, got {clip!r}")
+    # BEGIN SOLUTION
+    norms = []
+    for _, parameter in model.named_parameters():
+        if parameter.grad is None:
+            continue
+        norm = parameter.grad.detach().norm(2)
+        norms.append(norm.item())
+        coef = clip / (norm + 1e-6)
+        if coef < 1:
+            parameter.grad.mul_(coef)
+    return norms
+    # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingSchedules:
+    """Per-iteration schedules of one training run (float64 tensors of length epochs · niter_per_ep).
+
+    `lr`: learning rate; `weight_decay`: of the decayed group; `momentum`: the teacher's τ.
+    Index them with the global iteration `it = epoch · niter_per_ep + i`.
+    """
+
+    lr: torch.Tensor
+    weight_decay: torch.Tensor
+    momentum: torch.Tensor
+    niter_per_ep: int
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+    @classmethod
+    def create(
+        cls,
+        epochs: int,
+        niter_per_ep: int,
+        batch_size: int,
+        *,
+        base_lr: float = BASE_LR,
+        min_lr: float = MIN_LR,
+        warmup_epochs: int = WARMUP_EPOCHS,
+        weight_decay: float = WEIGHT_DECAY,
+        weight_decay_end: float = WEIGHT_DECAY_END,
+        momentum_teacher: float = MOMENTUM_TEACHER,
+        momentum_teacher_end: float = MOMENTUM_TEACHER_END,
+    ) -> "TrainingSchedules":
+        """Exercise 4.4 · the three schedules, built with Lesson 3.1's `cosine_schedule`.
+
+            lr:           warm-up from 0 to base_lr · batch_size / 256 over `warmup_epochs`,
+                          then cosine to `min_lr`        (linear scaling rule, Goyal et al.)
+            weight_decay: cosine from `weight_decay` to `weight_decay_end`, no warm-up
+            momentum:     cosine from `momentum_teacher` to `momentum_teacher_end`, no warm-up
+
+        Args:
+            epochs, niter_per_ep: length of training; niter_per_ep = iterations per epoch.
+            batch_size: images per iteration summed over all processes (the original uses
+                batch_size_per_gpu · world_size).
+            base_lr: lr for a batch of 256 (5e-4 in the paper). Other arguments: the paper's values.
+
+        Returns:
+            `TrainingSchedules(lr, weight_decay, momentum, niter_per_ep)`.
+
+        Raises:
+            ValueError: a non-positive batch size (epochs and warm-up are checked by `cosine_schedule`).
+
+        Example:
+            >>> s = TrainingSchedules.create(epochs=3, niter_per_ep=2, batch_size=4, warmup_epochs=1)
+            >>> s.lr[:2].tolist(), round(float(s.momentum[0]), 3)
+            ([0.0, 7.8125e-06], 0.996)
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int (images per iteration over all processes), got {batch_size!r}")
+        # BEGIN SOLUTION
+        lr = cosine_schedule(base_lr * batch_size / 256.0, min_lr, epochs, niter_per_ep, warmup_epochs=warmup_epochs)
+        wd = cosine_schedule(weight_decay, weight_decay_end, epochs, niter_per_ep)
+        momentum = cosine_schedule(momentum_teacher, momentum_teacher_end, epochs, niter_per_ep)
+        return cls(lr=lr, weight_decay=wd, momentum=momentum, niter_per_ep=niter_per_ep)
+        # END SOLUTION
+
+
+def apply_schedules(optimizer: torch.optim.Optimizer, schedules: TrainingSchedules, it: int) -> tuple[float, float]:
+    """Exercise 4.4 · set iteration `it`'s learning rate and weight decay in the optimiser.
+
+    Every parameter group gets `lr = schedules.lr[it]`; only the *first* group (the
+    regularised one of `parameter_groups`) gets `weight_decay = schedules.weight_decay[it]`,
+    the others keep theirs (0). Store Python floats.
+
+    Returns:
+        `(lr, weight_decay)` of iteration `it`, as floats.
+
+    Raises:
+        ValueError: `it` outside the schedules.
+
+    Example:
+        >>> layer = nn.Linear(2, 2)
+        >>> optimizer = torch.optim.AdamW(parameter_groups(layer))
+        >>> s = TrainingSchedules.create(epochs=2, niter_per_ep=1, batch_size=256, warmup_epochs=1)
+        >>> apply_schedules(optimizer, s, 1)
+        (0.0005, 0.22)
+        >>> optimizer.param_groups[1]["weight_decay"]
+        0.0
+    """
+    if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it < len(schedules.lr):
+        raise ValueError(f"it must be an int in [0, {len(schedules.lr) - 1}], got {it!r}")
+    # BEGIN SOLUTION
+    lr, weight_decay = float(schedules.lr[it]), float(schedules.weight_decay[it])
+    for index, group in enumerate(optimizer.param_groups):
+        group["lr"] = lr
+        if index == 0:  # only the regularised group is decayed
+            group["weight_decay"] = weight_decay
+    return lr, weight_decay
+    # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------
+# One training iteration
+# --------------------------------------------------------------------------------------------
+
+
+def train_step(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    views: list[torch.Tensor],
+    it: int,
+    epoch: int,
+    schedules: TrainingSchedules,
+    clip_grad: float = CLIP_GRAD,
+    freeze_last_layer: int = FREEZE_LAST_LAYER,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict:
+    """Exercise 4.4 · one DINO iteration, phase by phase as in Algorithm 1 (see the module docstring).
+
+        1. `lr, wd = apply_schedules(optimizer, schedules, it)`
+        2. `student_output, teacher_output = model(views)`    (inside `torch.autocast(...)` when
+           `autocast_dtype` is given: `device_type=views[0].device.type`, `dtype=autocast_dtype`)
+        3. `loss = criterion(student_output, teacher_output, epoch)`    (same autocast block)
+           if the loss is not finite: raise `NonFiniteLossError` *before* touching the weights
+        4. `optimizer.zero_grad()`, `loss.backward()`
+        5. `grad_norms = clip_gradients(model.student, clip_grad)` unless `clip_grad` is 0
+        6. `cancel_last_layer_gradients(model.student, epoch, freeze_last_layer)`  (Lesson 3.3)
+        7. `optimizer.step()`
+        8. `momentum = model.update_teacher(it)`      (Lesson 3.1: the EMA with momentum_schedule[it])
+
+    Args:
+        model: a student-teacher wrapper (e.g. `CompleteDINOModel`, `StudentTeacherWrapper`):
+            `model(views) -> (student_output, teacher_output)`, `.student`, `.update_teacher(it)`.
+        criterion: a `DINOLoss` (it owns the center and the τ_t schedule).
+        optimizer: built from `parameter_groups(model.student)`.
+        views: V tensors `(B, C, H, W)`, global views first.
+        it: global iteration (0-based); epoch: current epoch (0-based).
+        schedules: from `TrainingSchedules.create`.
+        clip_grad: per-tensor gradient norm limit; 0 switches clipping off.
+        freeze_last_layer: epochs during which the last layer gets no update.
+        autocast_dtype: None (float32) or e.g. `torch.bfloat16`.
+
+    Returns:
+        `{"loss": float, "lr": float, "weight_decay": float, "momentum": float,
+        "grad_norms": list[float]}` (an empty list when clipping is off).
+
+    Raises:
+        NonFiniteLossError: the loss is NaN or ±inf; no weight was changed.
+    """
+    if isinstance(clip_grad, bool) or not isinstance(clip_grad, (int, float)) or clip_grad < 0:
+        raise ValueError(f"clip_grad must be a non-negative number (0 = no clipping), got {clip_grad!r}")
+    if autocast_dtype is not None and not isinstance(autocast_dtype, torch.dtype):
+        raise TypeError(f"autocast_dtype must be None or a torch.dtype such as torch.bfloat16, got {autocast_dtype!r}")
+    wrapper_momentum = getattr(model, "momentum_schedule", None)
+    if isinstance(wrapper_momentum, torch.Tensor) and 0 <= it < min(len(wrapper_momentum), len(schedules.momentum)):
+        if abs(float(wrapper_momentum[it]) - float(schedules.momentum[it])) > 1e-12:
+            raise ValueError(
+                f"the model's teacher momentum at iteration {it} ({float(wrapper_momentum[it])}) differs from "
+                f"schedules.momentum ({float(schedules.momentum[it])}): build both with the same momentum start and end"
+            )
+    # BEGIN SOLUTION
+    # 1. this iteration's hyper-parameters
+    lr, weight_decay = apply_schedules(optimizer, schedules, it)
+    # 2.-3. forward passes and the loss (the center moves inside the criterion, after the loss)
+    with torch.autocast(views[0].device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        student_output, teacher_output = model(views)
+        loss = criterion(student_output, teacher_output, epoch)
+    if not math.isfinite(loss.item()):
+        raise NonFiniteLossError(
+            f"the loss is {loss.item()} at iteration {it} (epoch {epoch}); stopping before the weights are updated. "
+            "Try a lower learning rate, a smaller clip_grad, or float32 instead of autocast."
+        )
+    # 4. gradients of the student only (the teacher's outputs carry no graph)
+    optimizer.zero_grad()
+    loss.backward()
+    # 5.-6. per-tensor clipping, then the last-layer freeze
+    grad_norms = clip_gradients(model.student, clip_grad) if clip_grad else []
+    cancel_last_layer_gradients(model.student, epoch, freeze_last_layer)
+    # 7. the student learns
+    optimizer.step()
+    # 8. the teacher follows by EMA
+    momentum = model.update_teacher(it)
+    return {"loss": loss.item(), "lr": lr, "weight_decay": weight_decay, "momentum": momentum, "grad_norms": grad_norms}
+    # END SOLUTION
