@@ -75,3 +75,42 @@ def load_checkpoint(path: str | Path) -> dict:
     if missing:
         raise CheckpointError(f"checkpoint {path} is incomplete: missing {missing}")
     return state
+
+
+# --------------------------------------------------------------------------------------------
+# The teacher backbone alone: small enough to ship with the course for Lesson 4.5
+# --------------------------------------------------------------------------------------------
+
+BACKBONE_FORMAT = "dino-course-backbone-v1"
+# A teacher backbone trained by the course's own `dino-course train` (see README, Lesson 4.5).
+SHIPPED_DIGITS_BACKBONE = Path(__file__).with_name("assets") / "digits_teacher_backbone.pt"
+
+
+def export_teacher_backbone(checkpoint_path: str | Path, path: str | Path, summary: dict | None = None) -> Path:
+    """Write the teacher's backbone of a train checkpoint, with its ViT settings, to `path` (atomically)."""
+    state = load_checkpoint(checkpoint_path)
+    config = state["config"]
+    backbone = {k.removeprefix("backbone."): v for k, v in state["teacher"].items() if k.startswith("backbone.")}
+    vit = {"img_size": config["global_size"], "patch_size": config["patch_size"], "embed_dim": config["embed_dim"],
+           "depth": config["depth"], "num_heads": config["num_heads"]}
+    buffer = io.BytesIO()
+    torch.save({"format": BACKBONE_FORMAT, "vit": vit, "backbone": backbone, "config": config, "summary": summary or {}}, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_teacher_backbone(path: str | Path = SHIPPED_DIGITS_BACKBONE):
+    """A `VisionTransformer` with the weights saved by `export_teacher_backbone` (eval mode), and the file's dict."""
+    from dino_course.vit import ViTConfig, VisionTransformer
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"no backbone file at {path}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as exc:
+        raise CheckpointError(f"backbone file {path} is damaged and cannot be loaded ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != BACKBONE_FORMAT:
+        raise CheckpointError(f"{path} is not a dino-course backbone file (expected format {BACKBONE_FORMAT!r})")
+    backbone = VisionTransformer(ViTConfig(**state["vit"]))
+    backbone.load_state_dict(state["backbone"])
+    return backbone.eval(), state

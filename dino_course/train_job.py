@@ -62,6 +62,7 @@ class TrainConfig:
     hidden_dim: int = 2048
     bottleneck_dim: int = 256
     norm_last_layer: bool = True
+    use_bn_in_head: bool = False  # the original's option (off for ViTs); BatchNorm statistics are per process
     # crops
     global_size: int = 224
     local_size: int = 96
@@ -239,7 +240,7 @@ def build_model(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
     )
     head = parts.heads.DINOProjectionHead(
         backbone.embed_dim, output_dim=config.output_dim, hidden_dim=config.hidden_dim,
-        bottleneck_dim=config.bottleneck_dim, use_bn=False, norm_last_layer=config.norm_last_layer,
+        bottleneck_dim=config.bottleneck_dim, use_bn=config.use_bn_in_head, norm_last_layer=config.norm_last_layer,
     )
     return parts.model.CompleteDINOModel(
         backbone, head, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
