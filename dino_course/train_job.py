@@ -116,19 +116,19 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu-digits": TrainConfig(
         dataset="digits",
         image_size=32,
-        # backbone: the course's TINY_CPU ViT (D = 96, 3 blocks, 3 heads, 4 px patches) instead of ViT-S/16
-        patch_size=4, embed_dim=96, depth=3, num_heads=3,
-        # head: K = 1024 prototypes, 512 hidden, 64 bottleneck, instead of 65536 / 2048 / 256
-        output_dim=1024, hidden_dim=512, bottleneck_dim=64,
-        # crops: 32 px global / 16 px local (4 locals, not 8); no flips (mirrored digits are not digits)
+        # backbone: D = 96, 3 blocks, 3 heads (the course's TINY_CPU widths) with 8 px patches, a 4 x 4 grid
+        # at 32 px, instead of ViT-S/16 at 224 px (4 px patches cost 4x more per step on a 2-core CPU)
+        patch_size=8, embed_dim=96, depth=3, num_heads=3,
+        # head: K = 256 prototypes, 512 hidden, 64 bottleneck, instead of 65536 / 2048 / 256
+        output_dim=256, hidden_dim=512, bottleneck_dim=64,
+        # crops: 32 px global / 16 px local, 4 locals (not 8); no flips (mirrored digits are not digits)
         global_size=32, local_size=16, n_local=4, global_scale=(0.4, 1.0), local_scale=(0.1, 0.4), flip_p=0.0,
-        # a short run: 30 epochs of 11 iterations, batch 128, a higher base lr (2e-3 instead of 5e-4) and
-        # 3 warm-up epochs so the few hundred steps go somewhere
-        epochs=30, batch_size=128, base_lr=2e-3, warmup_epochs=3,
-        # the teacher must follow within ~300 steps: momentum 0.99 -> 1 instead of 0.996 -> 1
+        # a short run: 30 epochs of 22 iterations of batch 64, base lr 2e-3 (not 5e-4), 1 warm-up epoch (not 10)
+        epochs=30, batch_size=64, base_lr=2e-3, warmup_epochs=1,
+        # the teacher must follow within a few hundred steps: momentum 0.99 -> 1 instead of 0.996 -> 1
         momentum_teacher=0.99,
-        # teacher temperature 0.04 -> 0.07 over the first 10 epochs (paper: over 30 epochs of 100 or more)
-        warmup_teacher_temp=0.04, teacher_temp=0.07, warmup_teacher_temp_epochs=10,
+        # teacher temperature 0.04 throughout (the original's default; the paper's 0.07 needs a 30-epoch warm-up)
+        warmup_teacher_temp=0.04, teacher_temp=0.04, warmup_teacher_temp_epochs=0,
         eval_every=5,
     ),
     # seconds, for tests and smoke runs; it learns nothing worth measuring
@@ -482,12 +482,14 @@ def not_started_message(error: ExerciseNotStarted) -> str:
 TRAIN_EPILOG = """\
 presets (--preset; every departure from the paper's recipe is named):
   cpu-digits (default)  scikit-learn's digits at 32 px, no download. Compared with the paper:
-                        ViT D=96, 3 blocks, 3 heads, 8 px patches (not ViT-S/16); head K=1024,
+                        ViT D=96, 3 blocks, 3 heads, 8 px patches (not ViT-S/16); head K=256,
                         hidden 512, bottleneck 64 (not 65536/2048/256); crops 32/16 px with 4 locals
                         (not 224/96 with 8), no flips, no blur or colour jitter beyond
-                        brightness/contrast; 30 epochs of batch 128, base lr 2e-3 (not 5e-4),
-                        3 warm-up epochs; teacher momentum 0.99 -> 1 (not 0.996 -> 1);
-                        teacher temperature 0.04 -> 0.07 over 10 epochs (not 30).
+                        brightness/contrast; 30 epochs of batch 64, base lr 2e-3 (not 5e-4),
+                        1 warm-up epoch (not 10); teacher momentum 0.99 -> 1 (not 0.996 -> 1);
+                        teacher temperature 0.04 throughout (the original's default).
+                        Known weak: in our measurements this preset does NOT yet beat a random
+                        ViT's k-NN accuracy within its budget (see README, "The main job").
   paper                 the ViT-S/16 recipe: for a GPU cluster, not for a laptop.
   tiny                  seconds; for smoke tests only.
 
