@@ -191,7 +191,8 @@ class CollapseMonitor:
             warnings.append(
                 "collapse warning: the teacher's outputs are almost uniform for every image "
                 f"(entropy {stats['teacher_entropy']:.2f} of log K). Sharpening is too weak: lower the teacher "
-                "temperature (--teacher-temp 0.04) and check that you divide by it (4.2)."
+                f"temperature (now {stats.get('teacher_temp', 0.04):g}; try --warmup-teacher-temp and --teacher-temp "
+                f"{stats.get('teacher_temp', 0.04) / 2:g}) and check that you divide by it (4.2)."
             )
         if initial is not None and stats["feature_spread"] < self.FEATURES * initial["feature_spread"]:
             warnings.append(
@@ -261,8 +262,9 @@ def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Part
     )
     raw = backbone(test_images)  # un-normalised CLS features, the head's input
     teacher_logits = model.teacher.head(raw)
-    stats = collapse_statistics(teacher_logits, criterion.center, criterion.teacher_temp(min(epoch, config.epochs - 1)), raw)
-    return {"knn_top1": round(top1, 2), "knn_top5": round(top5, 2), **stats}
+    teacher_temp = criterion.teacher_temp(min(epoch, config.epochs - 1))
+    stats = collapse_statistics(teacher_logits, criterion.center, teacher_temp, raw)
+    return {"knn_top1": round(top1, 2), "knn_top5": round(top5, 2), **stats, "teacher_temp": teacher_temp}
 
 
 def raw_pixel_knn(data: ImageSet, config: TrainConfig, parts: _Parts) -> float:
