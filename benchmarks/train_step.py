@@ -82,7 +82,9 @@ def main() -> None:
 
         results = {}
         for name in ("course", "lightly"):
-            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"the {name} benchmark failed:\n{out.stderr[-2000:]}")
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
         info = results["course"]
         print(f"preset {args.preset}: batch {info['batch']}, {info['views']} views ({info['sizes']} px), torch threads {info['threads']}")
@@ -122,7 +124,7 @@ def main() -> None:
     model = build_model(config, parts, total_iterations)
     criterion = course_loss.DINOLoss(config.output_dim, epochs=2, warmup_teacher_temp_epochs=0)
     optimizer = torch.optim.AdamW(training.parameter_groups(model.student))
-    schedules = training.TrainingSchedules.create(2, total_iterations, config.batch_size, base_lr=config.base_lr,
+    schedules = training.TrainingSchedules.create(config.epochs, total_iterations, config.batch_size, base_lr=config.base_lr,
                                                   warmup_epochs=0, momentum_teacher=config.momentum_teacher,
                                                   momentum_teacher_end=config.momentum_teacher_end)
 
@@ -134,7 +136,10 @@ def main() -> None:
     head = LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
                        freeze_last_layer=1, norm_last_layer=config.norm_last_layer)
     student = torch.nn.ModuleDict({"backbone": backbone, "head": head})
-    teacher = copy.deepcopy(student)
+    teacher_head = LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
+                               freeze_last_layer=1, norm_last_layer=config.norm_last_layer)
+    teacher_head.load_state_dict(head.state_dict())  # (deepcopy fails on weight-normalised layers)
+    teacher = torch.nn.ModuleDict({"backbone": copy.deepcopy(backbone), "head": teacher_head})
     deactivate_requires_grad(teacher)
     lightly_criterion = LightlyDINOLoss(config.output_dim, warmup_teacher_temp_epochs=0)
     lightly_optimizer = torch.optim.AdamW(training.parameter_groups(student))
