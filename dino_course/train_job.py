@@ -550,6 +550,9 @@ def run_from_arguments(args) -> int:
     except CheckpointError as error:
         print(f"dino-course train: {error}")
         return 2
+    except KeyboardInterrupt:  # during start-up or evaluation: no half-written file, nothing new to save
+        print("dino-course train: interrupted outside a training step; the last saved checkpoint (if any) is intact")
+        return 3
     if result.interrupted:
         return 3
     if not args.quiet and result.metrics["evaluations"]:
