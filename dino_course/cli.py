@@ -3,6 +3,7 @@
 Learners:
     dino-course check [LESSON] [--exercise NAME]   grade one lesson (or all) and print verdicts
     dino-course progress [--no-grade]               your progress: exercises, self-ratings, quiz per lesson
+    dino-course train [--preset cpu-digits] ...     train DINO with your code (see `dino-course train --help`)
 
 Maintainers:
     dino-course stubs [--check]                     regenerate dino_course/ exercise stubs from solutions/
@@ -60,6 +61,12 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train(args: argparse.Namespace) -> int:
+    from dino_course.train_job import run_from_arguments
+
+    return run_from_arguments(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dino-course", description="Learn DINO by implementing it.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -83,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("lessons", nargs="*", help="lesson ids (default: every lesson with a notebook)")
     notebooks.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     notebooks.set_defaults(run=_run_notebooks)
+
+    from dino_course.train_job import TRAIN_EPILOG, add_train_arguments
+
+    train = commands.add_parser(
+        "train", help="train DINO on a CPU (or under torchrun) with your code or the reference",
+        description="Train DINO end to end with the course's code.", epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_train_arguments(train)
+    train.set_defaults(run=_run_train)
     return parser
 
 

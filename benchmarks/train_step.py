@@ -1,0 +1,197 @@
+"""Benchmark: the course's full DINO training step against the same step built from `lightly`.
+
+    pip install -e .[bench]          # lightly, only for this benchmark
+    DINO_COURSE_REFERENCE=all python benchmarks/train_step.py [--preset cpu-digits] [--steps 10] [--threads 2]
+
+Both steps use the same ViT backbone (same weights), the same head sizes and the same views
+(2 global + n local crops, drawn once by the course's batched multi-crop), and do the same
+work: teacher forward on the global views, student forward on all views, DINO loss with
+centering, backward, per-tensor gradient clipping (3.0), last-layer freeze, AdamW step, EMA.
+
+  course:  CompleteDINOModel (3.3) + DINOLoss (4.3) + train_step (4.4) with the reference code
+  lightly: lightly.models.modules.DINOProjectionHead, lightly.loss.DINOLoss,
+           lightly.models.utils.update_momentum, each view through the student separately
+           (as lightly's DINO example does), clipping/freeze written the same way.
+
+The augmentations are timed separately: the course's `BatchedMultiCrop` on a uint8 batch vs
+`lightly.transforms.DINOTransform` per PIL image, at the same crop sizes.
+
+Reported per step: median seconds, images/s (source images per second), peak memory (the
+process's max RSS growth on CPU, `torch.cuda.max_memory_allocated` on GPU), and the share of
+the machine's measured float32 matmul FLOP/s (a large square matmul) that the step reaches,
+with the step's FLOPs counted by `torch.utils.flop_counter.FlopCounterMode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import resource
+import statistics
+import time
+
+import torch
+
+os.environ.setdefault("DINO_COURSE_REFERENCE", "all")
+
+
+def matmul_flops_per_second(size: int = 1024, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_steps(step, steps: int) -> list[float]:
+    times = []
+    for i in range(steps):
+        start = time.perf_counter()
+        step(i)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def count_flops(step) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(0)
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu-digits")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--only", choices=["course", "lightly"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only is None:  # each step in its own process, so that peak memory is its own
+        import json
+        import subprocess
+        import sys
+
+        results = {}
+        for name in ("course", "lightly"):
+            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"the {name} benchmark failed:\n{out.stderr[-2000:]}")
+            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        info = results["course"]
+        print(f"preset {args.preset}: batch {info['batch']}, {info['views']} views ({info['sizes']} px), torch threads {info['threads']}")
+        print(f"measured float32 matmul (1024 x 1024): {info['matmul'] / 1e9:.1f} GFLOP/s")
+        print("| step | s/step (median) | images/s | peak memory growth (MB) | GFLOP per step | share of matmul FLOP/s |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, row in results.items():
+            print(f"| {name} | {row['seconds']:.3f} | {row['rate']:.0f} | {row['memory']:.0f} | {row['flops'] / 1e9:.1f} | {100 * row['share']:.0f} % |")
+        print(f"augmentation of one batch: course BatchedMultiCrop {results['course']['augment']:.3f} s, "
+              f"lightly DINOTransform (per PIL image) {results['lightly']['augment']:.3f} s")
+        return
+    import json
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from lightly.loss import DINOLoss as LightlyDINOLoss
+    from lightly.models.modules import DINOProjectionHead as LightlyHead
+    from lightly.models.utils import deactivate_requires_grad, update_momentum
+    from lightly.transforms import DINOTransform
+
+    from dino_course import loss as course_loss
+    from dino_course import training
+    from dino_course.batched_multicrop import BatchedMultiCrop
+    from dino_course.datasets import load_digits
+    from dino_course.train_job import PRESETS, _Parts, build_model
+
+    config = PRESETS[args.preset]
+    parts = _Parts()
+    data = load_digits(config.image_size)
+    images = data.train_images[: config.batch_size]
+    augment = BatchedMultiCrop(global_size=config.global_size, local_size=config.local_size, n_local=config.n_local,
+                               global_scale=config.global_scale, local_scale=config.local_scale, flip_p=config.flip_p)
+    views = augment(images, torch.Generator().manual_seed(0))
+    total_iterations = args.steps + args.warmup + 1
+
+    # ---- the course's step
+    model = build_model(config, parts, total_iterations)
+    criterion = course_loss.DINOLoss(config.output_dim, epochs=2, warmup_teacher_temp_epochs=0)
+    optimizer = torch.optim.AdamW(training.parameter_groups(model.student))
+    schedules = training.TrainingSchedules.create(config.epochs, total_iterations, config.batch_size, base_lr=config.base_lr,
+                                                  warmup_epochs=0, momentum_teacher=config.momentum_teacher,
+                                                  momentum_teacher_end=config.momentum_teacher_end)
+
+    def course_step(i: int) -> None:
+        training.train_step(model, criterion, optimizer, views, i, 0, schedules, clip_grad=config.clip_grad, freeze_last_layer=1)
+
+    # ---- the same step from lightly's components (same backbone weights)
+    backbone = copy.deepcopy(model.student.backbone)
+    head = LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
+                       freeze_last_layer=1, norm_last_layer=config.norm_last_layer)
+    student = torch.nn.ModuleDict({"backbone": backbone, "head": head})
+    teacher_head = LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
+                               freeze_last_layer=1, norm_last_layer=config.norm_last_layer)
+    teacher_head.load_state_dict(head.state_dict())  # (deepcopy fails on weight-normalised layers)
+    teacher = torch.nn.ModuleDict({"backbone": copy.deepcopy(backbone), "head": teacher_head})
+    deactivate_requires_grad(teacher)
+    lightly_criterion = LightlyDINOLoss(config.output_dim, warmup_teacher_temp_epochs=0)
+    lightly_optimizer = torch.optim.AdamW(training.parameter_groups(student))
+
+    def lightly_step(i: int) -> None:
+        for group in lightly_optimizer.param_groups:
+            group["lr"] = float(schedules.lr[i])
+        lightly_optimizer.param_groups[0]["weight_decay"] = float(schedules.weight_decay[i])
+        with torch.no_grad():
+            teacher_out = [teacher["head"](teacher["backbone"](v)) for v in views[:2]]
+        student_out = [student["head"](student["backbone"](v)) for v in views]
+        loss = lightly_criterion(teacher_out, student_out, epoch=0)
+        lightly_optimizer.zero_grad()
+        loss.backward()
+        for p in student.parameters():  # the original's per-tensor clipping
+            if p.grad is not None:
+                norm = p.grad.norm()
+                p.grad.mul_(torch.clamp(config.clip_grad / (norm + 1e-6), max=1.0))
+        head.cancel_last_layer_gradients(current_epoch=0)
+        lightly_optimizer.step()
+        momentum = float(schedules.momentum[i])
+        update_momentum(student["backbone"], teacher["backbone"], m=momentum)
+        update_momentum(student["head"], teacher["head"], m=momentum)
+
+    step = course_step if args.only == "course" else lightly_step
+    flops_per_second = matmul_flops_per_second()
+    before = peak_rss_mb()
+    flops = count_flops(step)
+    time_steps(step, args.warmup)
+    seconds = statistics.median(time_steps(step, args.steps))
+    memory = peak_rss_mb() - before
+    if args.only == "course":
+        start = time.perf_counter()
+        augment(images, torch.Generator().manual_seed(1))
+        augment_seconds = time.perf_counter() - start
+    else:
+        from PIL import Image
+
+        transform = DINOTransform(global_crop_size=config.global_size, local_crop_size=config.local_size,
+                                  n_local_views=config.n_local, hf_prob=config.flip_p, local_crop_scale=config.local_scale)
+        pil = [Image.fromarray(img.permute(1, 2, 0).numpy()) for img in images]
+        start = time.perf_counter()
+        for image in pil:
+            transform(image)
+        augment_seconds = time.perf_counter() - start
+    print(json.dumps({
+        "seconds": seconds, "rate": config.batch_size / seconds, "memory": memory, "flops": flops,
+        "share": flops / seconds / flops_per_second, "matmul": flops_per_second, "augment": augment_seconds,
+        "batch": config.batch_size, "views": len(views), "sizes": f"{config.global_size}/{config.local_size}",
+        "threads": torch.get_num_threads(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

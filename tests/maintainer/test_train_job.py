@@ -1,0 +1,146 @@
+"""Checks of the train job (`dino-course train`): resume, damaged checkpoints, 2 processes, the CLI.
+
+All runs use the `tiny` preset (16 px digits, a 1-block ViT, 5 iterations per epoch) with the
+reference code, so each takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dino_course import use_reference
+from dino_course.checkpoints import CheckpointError, load_checkpoint
+from dino_course.reference import ENV_VAR
+
+pytestmark = pytest.mark.maintainer
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def reference_on():
+    previous = os.environ.get(ENV_VAR)
+    use_reference("all")
+    yield
+    use_reference(previous or None)
+
+
+def tiny(**changes):
+    from dino_course.train_job import PRESETS
+
+    return PRESETS["tiny"].replace(threads=1, **changes)
+
+
+def losses(metrics: dict) -> list[float]:
+    return [row["loss"] for row in metrics["iterations"]]
+
+
+def test_resume_continues_the_same_trajectory(tmp_path, reference_on):
+    from dino_course.train_job import run_training
+
+    config = tiny()
+    whole = run_training(config, tmp_path / "whole", quiet=True, progress=False, figures=False)
+    first = run_training(config, tmp_path / "split", quiet=True, progress=False, figures=False, stop_after=3)
+    assert first.interrupted and len(first.metrics["iterations"]) == 3
+    second = run_training(config, tmp_path / "split", quiet=True, progress=False, figures=False, resume=True)
+    assert not second.interrupted
+    # Same code, same data, state restored bit for bit: the losses must be identical, not just close.
+    assert losses(second.metrics) == losses(whole.metrics)
+    for name, value in whole.model.student.state_dict().items():
+        assert torch.equal(second.model.student.state_dict()[name], value), name
+    assert torch.equal(load_checkpoint(tmp_path / "split" / "checkpoint.pt")["criterion"]["center"],
+                       load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["criterion"]["center"])
+
+
+def test_resume_refuses_other_settings(tmp_path, reference_on):
+    from dino_course.train_job import run_training
+
+    run_training(tiny(), tmp_path, quiet=True, progress=False, figures=False, stop_after=1)
+    with pytest.raises(CheckpointError, match="other settings"):
+        run_training(tiny(base_lr=1e-3), tmp_path, quiet=True, progress=False, figures=False, resume=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "not-a-checkpoint"])
+def test_damaged_checkpoint_gives_a_clear_error(tmp_path, reference_on, damage):
+    from dino_course.train_job import run_training
+
+    run_training(tiny(), tmp_path, quiet=True, progress=False, figures=False, stop_after=1)
+    path = tmp_path / "checkpoint.pt"
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00not a zip" * 100)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match=str(path).replace("\\", "\\\\")) as info:
+        run_training(tiny(), tmp_path, quiet=True, progress=False, figures=False, resume=True)
+    assert "damaged" in str(info.value) or "not a dino-course" in str(info.value)
+    assert path.exists(), "a damaged checkpoint must be left in place, never deleted or overwritten"
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def _run_cli(args: list[str], env_reference: str | None, tmp_path: Path, torchrun: int = 0, timeout: int = 240):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop(ENV_VAR, None)
+    if env_reference is not None:
+        env[ENV_VAR] = env_reference
+    if torchrun:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}", "-m", "dino_course"]
+    else:
+        command = [sys.executable, "-m", "dino_course"]
+    return subprocess.run(command + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_equal_one_process_over_the_same_global_batch(tmp_path):
+    """torchrun with 2 gloo processes on loopback == 1 process, same global batch of 256."""
+    common = ["train", "--preset", "tiny", "--epochs", "1", "--no-progress", "--threads", "1"]
+    single = _run_cli(common + ["--output", "single"], "all", tmp_path)
+    assert single.returncode == 0, single.stdout + single.stderr
+    double = _run_cli(common + ["--output", "double"], "all", tmp_path, torchrun=2)
+    assert double.returncode == 0, double.stdout + double.stderr
+    one = load_checkpoint(tmp_path / "single" / "checkpoint.pt")
+    two = load_checkpoint(tmp_path / "double" / "checkpoint.pt")
+    assert two["metrics"]["world_size"] == 2 and one["metrics"]["world_size"] == 1
+    # Gradients are averaged in a different order (per-shard means, then an all-reduce), so
+    # float32 sums differ by rounding: 1e-5 on the loss, and 1e-5 on weights after 5 Adam steps
+    # of lr <= 1e-3 whose moments see those rounding differences.
+    torch.testing.assert_close(torch.tensor(losses(two["metrics"])), torch.tensor(losses(one["metrics"])), rtol=1e-5, atol=1e-6)
+    for part in ("student", "teacher"):
+        for name, value in one[part].items():
+            torch.testing.assert_close(two[part][name], value, rtol=0, atol=1e-5, msg=f"{part} {name}")
+    torch.testing.assert_close(two["criterion"]["center"], one["criterion"]["center"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.timeout(240)
+def test_cli_smoke_writes_metrics_figures_and_checkpoint(tmp_path):
+    result = _run_cli(["train", "--preset", "tiny", "--epochs", "1", "--no-progress", "--output", "run"], "all", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "running the reference for every lesson" in result.stdout
+    run = tmp_path / "run"
+    for name in ("metrics.json", "training_curves.png", "attention_maps.png", "checkpoint.pt"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["iterations"]) == 5 and len(metrics["evaluations"]) == 2
+    assert 0 <= metrics["evaluations"][-1]["knn_top1"] <= 100
+
+
+@pytest.mark.timeout(120)
+def test_cli_says_which_exercise_is_not_started_and_how_to_switch_the_reference(tmp_path):
+    result = _run_cli(["train", "--preset", "tiny", "--no-progress", "--output", "run"], "", tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not started" in result.stdout and "DINO_COURSE_REFERENCE=" in result.stdout, result.stdout
+    assert "Traceback" not in result.stderr
