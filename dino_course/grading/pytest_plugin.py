@@ -22,7 +22,7 @@ import traceback
 import pytest
 
 from dino_course import reference
-from dino_course.grading.catalog import TESTS_DIR, exercises
+from dino_course.grading.catalog import PACKAGE_DIR, TESTS_DIR, exercises
 from dino_course.grading.errors import ExerciseNotStarted, LearnerCodeError
 from dino_course.grading.learner import import_learner_module
 from dino_course.grading.report import FAILED, NOT_STARTED, PASSED, CheckResult, GradeReport
@@ -166,7 +166,17 @@ def _collection_error_message(report: pytest.CollectReport) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     exercise_id = _exercise_id(item)
-    if exercise_id is None or call.excinfo is None or call.excinfo.errisinstance(pytest.skip.Exception):
+    if exercise_id is None:
+        return report
+    if call.excinfo is None:
+        if call.when == "call" and report.passed and _stub_untouched(exercise_id):
+            # A check that passes while the exercise is still its stub tests given code only:
+            # never count that as the learner's pass.
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), (item.location[1] or 0) + 1, "not started")
+            report.dino_verdict = (NOT_STARTED, "")
+        return report
+    if call.excinfo.errisinstance(pytest.skip.Exception):
         return report
     exc = call.excinfo.value
     if isinstance(exc, ExerciseNotStarted) and reference.reference_lessons() != "all":
@@ -181,6 +191,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     else:
         report.dino_verdict = (FAILED, _short_message(call.excinfo, item))
     return report
+
+
+def _stub_untouched(exercise_id: str) -> bool:
+    """True while the learner's file still holds the exercise's generated `raise` line."""
+    exercise = exercises().get(exercise_id)
+    if exercise is None or reference.is_reference(exercise.lesson):
+        return False
+    path = PACKAGE_DIR / f"{exercise.module}.py"
+    marker = f'raise ExerciseNotStarted("{exercise.lesson}", "{exercise.name}")'
+    return path.exists() and marker in path.read_text(encoding="utf-8")
 
 
 class GradeCollector:
