@@ -104,13 +104,14 @@ class _Explorer:
 
     def _setup(self, controls: list, figsize: tuple[float, float]) -> None:
         import ipywidgets as w
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         self.status = w.HTML()
         self.output = w.Output()
         self.error: str | None = None
-        with plt.ioff():
-            self.figure = plt.figure(figsize=figsize)
+        # a plain Figure, not pyplot's: the inline backend shows every open pyplot figure again
+        # when the cell ends, which left a frozen copy of the first drawing under the widget
+        self.figure = Figure(figsize=figsize)
         for control in controls:
             control.observe(lambda change: self.redraw(), names="value")
         self.widget = w.VBox([w.HBox(controls[: (len(controls) + 1) // 2]), w.HBox(controls[(len(controls) + 1) // 2 :]), self.status, self.output])
