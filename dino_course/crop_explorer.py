@@ -11,6 +11,8 @@ reference is switched on for Lesson 3.2.
 
 from __future__ import annotations
 
+import io
+
 from dino_course.sample_images import SAMPLE_PHOTOS, sample_photo
 
 __all__ = ["CropExplorer", "fired_augmentations", "recipe_caption"]
@@ -178,9 +180,13 @@ class CropExplorer:
                              + ", ".join(f"{h * w / (self.sample.image_size[0] * self.sample.image_size[1]):.2f}" for _, _, h, w in self.sample.boxes))
         self.output.clear_output(wait=True)
         with self.output:
-            from IPython.display import display
+            from IPython.display import Image, display
 
-            display(self.figure)
+            # as PNG bytes, not the Figure: a plain Figure gets the inline backend's image formatter
+            # only once pyplot is imported, and without it the cell shows "<Figure size ...>"
+            buffer = io.BytesIO()
+            self.figure.savefig(buffer, format="png", bbox_inches="tight")
+            display(Image(data=buffer.getvalue(), format="png"))
 
     def _on_change(self, change) -> None:
         self.redraw()

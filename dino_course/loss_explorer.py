@@ -15,6 +15,8 @@ which is what a network drifting towards collapse produces.
 
 from __future__ import annotations
 
+import io
+
 import math
 
 import torch
@@ -129,9 +131,13 @@ class _Explorer:
         self.draw()
         self.output.clear_output(wait=True)
         with self.output:
-            from IPython.display import display
+            from IPython.display import Image, display
 
-            display(self.figure)
+            # as PNG bytes, not the Figure: a plain Figure gets the inline backend's image formatter
+            # only once pyplot is imported, and without it the cell shows "<Figure size ...>"
+            buffer = io.BytesIO()
+            self.figure.savefig(buffer, format="png", bbox_inches="tight")
+            display(Image(data=buffer.getvalue(), format="png"))
 
 
 class CenteringExplorer(_Explorer):
