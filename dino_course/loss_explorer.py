@@ -15,6 +15,8 @@ which is what a network drifting towards collapse produces.
 
 from __future__ import annotations
 
+import io
+
 import math
 
 import torch
@@ -104,13 +106,14 @@ class _Explorer:
 
     def _setup(self, controls: list, figsize: tuple[float, float]) -> None:
         import ipywidgets as w
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         self.status = w.HTML()
         self.output = w.Output()
         self.error: str | None = None
-        with plt.ioff():
-            self.figure = plt.figure(figsize=figsize)
+        # a plain Figure, not pyplot's: the inline backend shows every open pyplot figure again
+        # when the cell ends, which left a frozen copy of the first drawing under the widget
+        self.figure = Figure(figsize=figsize)
         for control in controls:
             control.observe(lambda change: self.redraw(), names="value")
         self.widget = w.VBox([w.HBox(controls[: (len(controls) + 1) // 2]), w.HBox(controls[(len(controls) + 1) // 2 :]), self.status, self.output])
@@ -128,9 +131,13 @@ class _Explorer:
         self.draw()
         self.output.clear_output(wait=True)
         with self.output:
-            from IPython.display import display
+            from IPython.display import Image, display
 
-            display(self.figure)
+            # as PNG bytes, not the Figure: a plain Figure gets the inline backend's image formatter
+            # only once pyplot is imported, and without it the cell shows "<Figure size ...>"
+            buffer = io.BytesIO()
+            self.figure.savefig(buffer, format="png", bbox_inches="tight")
+            display(Image(data=buffer.getvalue(), format="png"))
 
 
 class CenteringExplorer(_Explorer):

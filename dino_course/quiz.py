@@ -34,6 +34,18 @@ __all__ = [
     "encode_key", "decode_key", "REVEAL_AFTER_ATTEMPTS",
 ]
 
+# ipywidgets gives every radio option one fixed-height line (--jp-widgets-radio-item-height), so a
+# long answer wrapped onto a second line ran into the next option and covered it (a learner could
+# not click the option under it). Options of the quiz get rows as tall as their text instead.
+CHOICES_CLASS = "dino-quiz-choices"
+CHOICES_CSS = f"""<style>
+.{CHOICES_CLASS} .widget-radio-box label {{
+  height: auto; min-height: var(--jp-widgets-radio-item-height); line-height: 1.35;
+  white-space: normal; padding: 3px 0; overflow: visible;
+}}
+.{CHOICES_CLASS} .widget-radio-box input {{ height: 1.35em; }}
+</style>"""
+
 REVEAL_AFTER_ATTEMPTS = 2  # after two wrong tries the right answer is shown with its explanation
 
 
@@ -240,9 +252,10 @@ class QuizPanel:
                 answer = widgets.RadioButtons(
                     options=[(f"({c.id}) {c.text}", c.id) for c in q.choices],
                     value=None,
-                    layout=widgets.Layout(width="auto"),
+                    layout=widgets.Layout(width="auto", height="auto"),
                     style={"description_width": "0px"},
                 )
+                answer.add_class(CHOICES_CLASS)
             else:
                 answer = widgets.Text(placeholder="a number" + (f" ({q.unit})" if q.unit else ""))
             button = widgets.Button(description="Check", button_style="primary")
@@ -252,7 +265,8 @@ class QuizPanel:
             if q.id in saved:
                 self._restore(q, saved[q.id])
             boxes.append(widgets.VBox([prompt, answer, widgets.HBox([button]), feedback]))
-        self.widget = widgets.VBox([*boxes, self.score_label])
+        # the style sheet travels with the panel (an HTML widget), so every option wraps and stays clickable
+        self.widget = widgets.VBox([widgets.HTML(CHOICES_CSS), *boxes, self.score_label])
         self._update_score(saved)
 
     def _saved_answers(self) -> dict[str, dict[str, Any]]:

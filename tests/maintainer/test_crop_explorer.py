@@ -126,3 +126,58 @@ def test_plot_multicrop_accepts_tensors_and_titles_views():
     import matplotlib.pyplot as plt
 
     plt.close(figure)
+
+
+def test_default_explorer_starts_where_every_toggle_changes_the_crops():
+    """At its default state each toggle visibly matters: switching it off changes some view's pixels."""
+    use_reference("3.2")
+    from dino_course.crop_explorer import CropExplorer, fired_augmentations
+    from dino_course.multicrop import AUGMENTATIONS
+
+    made = CropExplorer()
+    assert made.error is None
+    assert fired_augmentations(made.sample) == set(AUGMENTATIONS), (made.seed.value, fired_augmentations(made.sample))
+    # the smallest such seed: every seed below it misses at least one augmentation
+    for seed in range(made.seed.value):
+        made.seed.value = seed
+        assert fired_augmentations(made.sample) != set(AUGMENTATIONS)
+    made.seed.value = made.first_seed_showing_every_augmentation()
+    views = [v.clone() for v in made.sample.views]
+    for name, box in made.toggles.items():
+        box.value = False
+        changed = [not torch.equal(a, b) for a, b in zip(views, made.sample.views)]
+        assert any(changed), f"switching {name} off must change at least one view at the default seed"
+        box.value = True
+        assert all(torch.equal(a, b) for a, b in zip(views, made.sample.views)), "switching back restores the views"
+    # an explicit seed is kept as given
+    assert CropExplorer(seed=0).seed.value == 0
+
+
+def test_explorer_keeps_the_papers_probabilities_and_captions_them():
+    use_reference("3.2")
+    from dino_course.crop_explorer import CropExplorer
+
+    made = CropExplorer(photo="coffee", n_local_crops=4)
+    g1, g2, local = made.augmentation().recipes[:3]
+    assert (g1.blur_p, g2.blur_p, local.blur_p) == (1.0, 0.1, 0.5)
+    assert (g1.solarize_p, g2.solarize_p, local.solarize_p) == (0.0, 0.2, 0.0)
+    assert {r.flip_p for r in (g1, g2, local)} == {0.5} and {r.jitter_p for r in (g1, g2, local)} == {0.8}
+    assert {r.grayscale_p for r in (g1, g2, local)} == {0.2}
+    caption = made.figure._suptitle.get_text()
+    assert "solarise 0 / 0.2 / 0" in caption and "blur 1 / 0.1 / 0.5" in caption and "flip 0.5" in caption
+    made.toggles["solarize"].value = False
+    assert "solarise off" in made.figure._suptitle.get_text(), "a toggle always shows in the caption"
+
+
+def test_widget_figures_are_not_left_open_in_pyplot():
+    """The inline backend shows every open pyplot figure at the end of a cell: a frozen second copy."""
+    import matplotlib.pyplot as plt
+
+    use_reference("3.2")
+    from dino_course.crop_explorer import CropExplorer
+    from dino_course.loss_explorer import CenteringExplorer
+
+    plt.close("all")
+    CropExplorer(seed=0)
+    CenteringExplorer()
+    assert plt.get_fignums() == [], "a widget's figure must not be registered with pyplot"

@@ -187,3 +187,23 @@ def test_quiz_panel_reports_an_unwritable_store(store, monkeypatch):
     panel.answer_widgets[q.id].value = q.key["answer"]
     panel.check_buttons[q.id].click()  # no exception into the widget
     assert "could not save" in panel.feedback[q.id].value and "✓" in panel.feedback[q.id].value
+
+
+def test_the_right_choice_does_not_give_itself_away_by_length():
+    """A test-wise learner picks the longest option: it must not be right more often than chance."""
+    longest_is_right = 0
+    for q in CHOICE:
+        lengths = {c.id: len(c.text) for c in q.choices}
+        longest_is_right += lengths[q.key["answer"]] == max(lengths.values())
+        assert max(lengths.values()) <= 2 * min(lengths.values()), f"{q.id}: choice lengths differ too much: {lengths}"
+    assert longest_is_right <= len(CHOICE) / 3, f"the right answer is the longest in {longest_is_right} of {len(CHOICE)}"
+
+
+def test_quiz_choices_get_rows_as_tall_as_their_text(store):
+    """ipywidgets' fixed-height radio rows let a wrapped option run into (and cover) the next one."""
+    panel = quiz.QuizPanel(store)
+    style = panel.widget.children[0]
+    assert quiz.CHOICES_CSS == style.value and "height: auto" in style.value
+    for q in CHOICE:
+        radio = panel.answer_widgets[q.id]
+        assert quiz.CHOICES_CLASS in radio._dom_classes, q.id
