@@ -169,15 +169,16 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
         raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
     check_same_architecture(teacher, student)
     # BEGIN SOLUTION
-    # The reference updates all parameters with "foreach" kernels (one call per step for the
-    # whole list) instead of a Python loop of small ops per tensor; see benchmarks/ema_update.py.
-    # It keeps the original's rounding: (1 - τ)·θ_s is formed first, then added to τ·θ_t, so
-    # the teacher matches the original DINO code bit for bit (golden `train` entry).
+    # The reference updates all parameters with two in-place "foreach" calls (one kernel launch
+    # per step for the whole list on a GPU) instead of a Python loop of small ops per tensor;
+    # see benchmarks/ema_update.py. Forming (1 - τ)·θ_s as its own tensor first, as the original
+    # does, would match the original's rounding bit for bit but allocates a copy of the whole
+    # model every step (4x slower here); the fused add differs from it by at most 1 ulp.
     teacher_params = [p for _, p in sorted(teacher.named_parameters())]
     student_params = [p.detach() for _, p in sorted(student.named_parameters())]
     with torch.no_grad():
         torch._foreach_mul_(teacher_params, momentum)
-        torch._foreach_add_(teacher_params, torch._foreach_mul(student_params, 1.0 - momentum))
+        torch._foreach_add_(teacher_params, student_params, alpha=1.0 - momentum)
     # END SOLUTION
 
 
