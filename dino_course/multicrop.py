@@ -425,61 +425,58 @@ class MultiCropAugmentation:
             start = end
         return result
 
-    def _probabilities(self, recipes: list[ViewRecipe]) -> dict[str, torch.Tensor]:
+    def _probabilities(self, recipes: list[ViewRecipe]) -> list[tuple[float, ...]]:
         key = tuple(recipes)
         if key not in self._probability_cache:
-            names = ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p")
-            self._probability_cache[key] = {name: torch.tensor([getattr(r, name) for r in recipes]) for name in names}
+            self._probability_cache[key] = [(r.flip_p, r.jitter_p, r.grayscale_p, r.blur_p, r.solarize_p) for r in recipes]
         return self._probability_cache[key]
 
     def _augment_run(self, pixels, recipes, boxes, generator, result: MultiCropSample) -> None:
         n, size = len(recipes), recipes[0].size
 
-        probabilities = self._probabilities(recipes)
+        # every random number of the run in one draw, then plain Python: per view, 5 uniforms
+        # that decide whether flip / jitter / grayscale / blur / solarisation fire (each with the
+        # view's own probability), 4 jitter factors, 4 keys whose ranking is the jitter order, σ
+        draws = torch.rand(n, 14, generator=generator).tolist()
+        fired = [[u < p for u, p in zip(d[:5], probabilities)] for d, probabilities in zip(draws, self._probabilities(recipes))]
+        flipped, jittered, grayscaled, blurred, solarized = (list(column) for column in zip(*fired))
 
-        def fires(name: str) -> torch.Tensor:  # (n,) bool, each view with its own probability
-            return torch.rand(n, generator=generator) < probabilities[name]
+        # bicubic with antialiasing, as TF.resized_crop does (calling interpolate directly saves
+        # its dispatch overhead); the flip is done on the small uint8 crop, right after its resize
+        resized = []
+        for (top, left, h, w), flip in zip(boxes, flipped):
+            crop = F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
+            resized.append(crop.flip(-1) if flip else crop)
+        crops = torch.cat(resized).contiguous().float().div_(255.0)  # (n, 3, size, size)
 
-        # bicubic with antialiasing, as TF.resized_crop does; calling interpolate directly saves
-        # its dispatch overhead, which matters for the many small crops of the CPU presets
-        crops = torch.cat([
-            F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
-            for top, left, h, w in boxes
-        ])  # (n, 3, size, size) uint8
-        crops = crops.float().div_(255.0)
+        if any(jittered):
+            factors = {}
+            for column, (name, strength) in enumerate(JITTER_STRENGTH.items(), start=5):
+                low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
+                factors[name] = torch.tensor([low + (high - low) * d[column] for d in draws])
+            order = torch.tensor([sorted(range(4), key=d[9:13].__getitem__) for d in draws])  # a random order per view
+            crops = photometric.color_jitter(crops, factors, order, torch.tensor(jittered))
 
-        # each augmentation touches only the crops it fires on (`apply_to`)
-        flipped = fires("flip_p")
-        photometric.apply_to(crops, flipped, TF.horizontal_flip)
-
-        jittered = fires("jitter_p")
-        uniform = torch.rand(len(JITTER_STRENGTH), n, generator=generator)
-        factors = {}
-        for u, (name, strength) in zip(uniform, JITTER_STRENGTH.items()):
-            low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
-            factors[name] = low + (high - low) * u
-        order = torch.argsort(torch.rand(n, len(JITTER_STRENGTH), generator=generator), dim=1)  # a random order per view
-        if jittered.any():
-            crops = photometric.color_jitter(crops, factors, order, jittered)
-
-        grayscaled = fires("grayscale_p")
         photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 
-        blurred = fires("blur_p")
-        sigma = BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * torch.rand(n, generator=generator)
-        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, sigma[blurred]))
+        sigma = [BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * d[13] for d in draws]
+        chosen_sigma = torch.tensor([s for s, b in zip(sigma, blurred) if b])
+        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, chosen_sigma))
 
-        solarized = fires("solarize_p")
         photometric.apply_to(crops, solarized, photometric.solarize)
 
         if self.normalize:
-            crops = TF.normalize(crops, list(IMAGENET_MEAN), list(IMAGENET_STD))
+            crops = crops.sub_(_NORMALIZE_MEAN).div_(_NORMALIZE_STD)  # TF.normalize, in place
         result.views.extend(crops.unbind(0))
-        result.flipped.extend(flipped.tolist())
-        result.jittered.extend(jittered.tolist())
-        result.grayscaled.extend(grayscaled.tolist())
-        result.blur_sigma.extend(float(s) if b else None for s, b in zip(sigma, blurred))
-        result.solarized.extend(solarized.tolist())
+        result.flipped.extend(flipped)
+        result.jittered.extend(jittered)
+        result.grayscaled.extend(grayscaled)
+        result.blur_sigma.extend(s if b else None for s, b in zip(sigma, blurred))
+        result.solarized.extend(solarized)
+
+
+_NORMALIZE_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+_NORMALIZE_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def denormalize(view: torch.Tensor) -> torch.Tensor:
