@@ -15,6 +15,7 @@ pipeline of the original DINO are named where they are made.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -67,92 +68,43 @@ def adjust_saturation(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor
     return (f * crops + (1.0 - f) * to_grayscale(crops)).clamp_(0.0, 1.0)
 
 
-def _mod6(x: torch.Tensor) -> torch.Tensor:
-    return x - 6.0 * torch.floor(x / 6.0)  # floor-based modulo: several times faster than torch.remainder on CPU
-
-
-_SECTOR_OFFSETS = torch.tensor([0.0, 2.0, 4.0]).view(1, 3, 1, 1)  # hue sector of R, G, B as the maximum
 _CHANNEL_SHIFTS = torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)  # n in HSV -> RGB for R, G, B
 
 
-def _adjust_hue_stacked(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """`adjust_hue` on all three channels at once: fewer tensor operations, the faster form for small crops.
+def _step(x: torch.Tensor) -> torch.Tensor:
+    """In place: 1.0 where x == 0, 0.0 where x < 0 (x = channel - max: 0, or at most about -6e-8).
 
-    Hue H (in sixths of a turn) from the channel that holds the maximum V, with chroma
-    C = max - min: (G - B) / C if R is the maximum, 2 + (B - R) / C for G, 4 + (R - G) / C for B.
-    Back to RGB with the closed form: channel n is V - C * clamp(min(k, 4 - k), 0, 1) with
-    k = (n + H) mod 6 and n = 5, 3, 1 for R, G, B. The same result as torchvision's
-    `adjust_hue` (to float rounding), written with few, arithmetic-only tensor operations:
-    comparisons, `torch.where` and `torch.remainder` cost 5-20 times more than arithmetic on
-    the CPU builds we measured, and small crops pay per operation.
+    Arithmetic only: scaling by 1e30 sends every negative value far below 0. Comparisons and
+    `torch.where` cost 5-20 times more than arithmetic on the CPU builds we measured.
     """
-    maxc = crops.amax(dim=1, keepdim=True)  # (n, 1, H, W)
-    chroma = maxc - crops.amin(dim=1, keepdim=True)
-    inverse = 1.0 / chroma.clamp_min(1e-12)  # grey pixels: every numerator below is 0
-    # 1.0 where a channel holds the maximum: channel - max is 0 there and at most about -6e-8
-    # elsewhere (float32 in [0, 1]), which the factor 1e30 sends far below 0
-    is_max = torch.clamp((crops - maxc) * 1e30 + 1.0, 0.0, 1.0)  # (n, 3, H, W)
-    red, green, _ = is_max.unbind(dim=1)
-    green = (1.0 - red) * green  # ties go to R, then G, then B
-    weights = torch.stack([red, green, 1.0 - red - green], dim=1)
-    rolled = crops.roll(-1, dims=1) - crops.roll(-2, dims=1)  # (G - B, B - R, R - G)
-    candidates = _mod6(rolled * inverse + _SECTOR_OFFSETS)  # mod 6 only moves R's (-1, 0) to (5, 6)
-    hue6 = (weights * candidates).sum(dim=1, keepdim=True)  # the formulas agree at ties: exact there
-    k = _mod6(hue6 + 6.0 * factor.to(crops.dtype).view(-1, 1, 1, 1) + _CHANNEL_SHIFTS)  # (n, 3, H, W)
-    return maxc - chroma * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
-
-
-def _is_max(channel: torch.Tensor, maxc: torch.Tensor) -> torch.Tensor:
-    """1.0 where `channel == maxc`, else 0.0, with arithmetic only.
-
-    channel - maxc is 0 or at most about -6e-8 (float32 values in [0, 1]), so scaling by 1e30
-    sends every non-maximum far below 0. Comparisons and `torch.where` cost 5-20 times more
-    than arithmetic on the CPU builds we measured, and hue rotation needs three of them.
-    """
-    return torch.clamp((channel - maxc) * 1e30 + 1.0, 0.0, 1.0)
-
-
-def _adjust_hue_per_channel(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """`adjust_hue` channel by channel: fewer passes over memory, the faster form for large crops.
-
-    Hue H (in sixths of a turn) from the channel that holds the maximum V, with chroma
-    C = max - min: (G - B) / C if R is the maximum, 2 + (B - R) / C for G, 4 + (R - G) / C for B.
-    Back to RGB with the closed form: channel n is V - C * clamp(min(k, 4 - k), 0, 1) with
-    k = (n + H) mod 6 and n = 5, 3, 1 for R, G, B. The same result as torchvision's
-    `adjust_hue` (to float rounding), written with arithmetic only, for speed.
-    """
-    r, g, b = crops.unbind(dim=1)  # (n, H, W) each
-    maxc = torch.maximum(torch.maximum(r, g), b)
-    chroma = maxc - torch.minimum(torch.minimum(r, g), b)
-    inverse = 1.0 / chroma.clamp_min(1e-12)  # grey pixels: every numerator below is 0
-    red_is_max = _is_max(r, maxc)
-    green_is_max = (1.0 - red_is_max) * _is_max(g, maxc)  # ties go to R, then G, then B
-    blue_is_max = 1.0 - red_is_max - green_is_max
-    hue6 = (
-        red_is_max * _mod6((g - b) * inverse)
-        + green_is_max * ((b - r) * inverse + 2.0)
-        + blue_is_max * ((r - g) * inverse + 4.0)
-    )  # in [0, 6); the three formulas agree where two channels tie, so the sum is exact there
-    hue6 = hue6 + 6.0 * factor.to(crops.dtype).view(-1, 1, 1)
-    channels = []
-    for n in (5.0, 3.0, 1.0):
-        k = _mod6(hue6 + n)
-        channels.append(maxc - chroma * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
-    return torch.stack(channels, dim=1)
-
-
-HUE_STACKED_MAX_PIXELS = 48 * 48  # measured crossover between the two forms (1 thread)
+    return x.mul_(1e30).add_(1.0).clamp_(0.0, 1.0)
 
 
 def adjust_hue(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Rotate the hue by `factor` turns (in [-0.5, 0.5]), keeping HSV value and saturation.
 
-    Two implementations of the same formulas (see `_adjust_hue_stacked`): small crops pay per
-    tensor operation, large crops per pass over memory.
+    Hue H (in sixths of a turn) from the channel that holds the maximum V, with chroma
+    C = max - min: (G - B) / C if R is the maximum, 2 + (B - R) / C for G, 4 + (R - G) / C for B
+    (where two channels tie for the maximum, their formulas agree modulo 6, so ties can go to
+    either). Back to RGB with the closed form: channel n is V - C * clamp(min(k, 4 - k), 0, 1)
+    with k = (n + H + 6 · factor) mod 6 and n = 5, 3, 1 for R, G, B. The same operation as
+    torchvision's `adjust_hue` (to float rounding), written with arithmetic-only tensor
+    operations, few and mostly in place: `torch.remainder`, comparisons and `torch.where`
+    cost 5-20 times more than arithmetic on the CPU builds we measured.
     """
-    if crops.shape[-1] * crops.shape[-2] <= HUE_STACKED_MAX_PIXELS:
-        return _adjust_hue_stacked(crops, factor)
-    return _adjust_hue_per_channel(crops, factor)
+    maxc = crops.amax(dim=1, keepdim=True)  # (n, 1, H, W)
+    chroma = maxc - crops.amin(dim=1, keepdim=True)
+    inverse = chroma.clamp_min(1e-12).reciprocal_()  # grey pixels: every numerator below is 0
+    r, g, b = crops.unbind(dim=1)  # (n, H, W) each
+    value = maxc.squeeze(1)
+    red_is_max = _step(r - value)
+    green_is_max = _step(g - value).mul_(1.0 - red_is_max)  # ties go to R, then G, then B
+    blue_is_max = 1.0 - red_is_max - green_is_max
+    hue6 = (g - b).mul_(red_is_max).addcmul_(b - r, green_is_max).addcmul_(r - g, blue_is_max)
+    hue6.mul_(inverse.squeeze(1)).add_(green_is_max, alpha=2.0).add_(blue_is_max, alpha=4.0)  # H, up to a multiple of 6
+    k = hue6.unsqueeze(1) + (6.0 * factor.to(crops.dtype).view(-1, 1, 1, 1) + _CHANNEL_SHIFTS)  # (n, 3, H, W)
+    k.add_(torch.floor_(k * (1.0 / 6.0)), alpha=-6.0)  # mod 6 with floor: far faster than torch.remainder
+    return torch.addcmul(maxc, chroma, torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0), value=-1.0)
 
 
 def _blend(crops: torch.Tensor, own: list[float], grey: list[float], mean_grey: list[float]) -> torch.Tensor:
@@ -167,10 +119,11 @@ def _blend(crops: torch.Tensor, own: list[float], grey: list[float], mean_grey: 
     """
     n = crops.shape[0]
     flat = crops.reshape(n, 3, -1)  # (n, 3, H*W)
-    matrices = torch.tensor(
-        [[[o * (row == col) + g * w for col, w in enumerate(GRAY_WEIGHTS)] for row in range(3)] for o, g in zip(own, grey)],
-        dtype=crops.dtype,
-    )  # (n, 3, 3)
+    entries = []
+    for o, g in zip(own, grey):
+        r, gr, b = (g * w for w in GRAY_WEIGHTS)
+        entries += [o + r, gr, b, r, o + gr, b, r, gr, o + b]
+    matrices = torch.tensor(entries, dtype=crops.dtype).view(n, 3, 3)
     if any(mean_grey):
         mean_gray = flat.mean(dim=2) @ _GRAY_COLUMN  # (n, 1): mean of the grey image, w · mean(x)
         offset = (mean_gray * torch.tensor(mean_grey, dtype=crops.dtype).view(n, 1)).view(n, 1, 1).expand(n, 3, 1)
@@ -258,18 +211,25 @@ def apply_to(crops: torch.Tensor, chosen: torch.Tensor | list[bool], transform) 
 MATMUL_BLUR_MAX_SIZE = 64  # up to this side, blurring by matrix products beats conv2d's per-call overhead
 
 
+@functools.lru_cache(maxsize=64)
+def _taps(radius: int, size: int = 0) -> torch.Tensor:
+    """Offsets -r..r as float32 (size 0), or, for a crop side, the clamped source index of each tap `(size, 2r+1)`."""
+    offsets = torch.arange(-radius, radius + 1)
+    if size == 0:
+        return offsets.float()
+    return (torch.arange(size).view(-1, 1) + offsets.view(1, -1)).clamp_(0, size - 1)
+
+
 def _blur_kernels(sigma: torch.Tensor, radius: int, dtype: torch.dtype) -> torch.Tensor:
     """(n, 2r+1) normalised, sampled Gaussians."""
-    offsets = torch.arange(-radius, radius + 1, dtype=dtype)
-    kernel = torch.exp(-0.5 * (offsets / sigma.to(dtype).view(-1, 1)) ** 2)
+    kernel = torch.exp(-0.5 * (_taps(radius).to(dtype) / sigma.to(dtype).view(-1, 1)) ** 2)
     return kernel / kernel.sum(dim=1, keepdim=True)
 
 
 def _blur_matrices(kernel: torch.Tensor, size: int) -> torch.Tensor:
     """(n, size, size) matrices M with (M x)[i] = sum_t kernel[t] x[clamp(i + t - r, 0, size - 1)]."""
     n, taps = kernel.shape
-    radius = taps // 2
-    source = (torch.arange(size).view(-1, 1) + torch.arange(-radius, radius + 1).view(1, -1)).clamp_(0, size - 1)
+    source = _taps(taps // 2, size)  # (size, 2r+1)
     matrices = torch.zeros(n, size, size, dtype=kernel.dtype)
     return matrices.scatter_add_(2, source.expand(n, size, taps), kernel.view(n, 1, taps).expand(n, size, taps))
 
@@ -288,7 +248,7 @@ def gaussian_blur(crops: torch.Tensor, sigma: torch.Tensor, truncate: float = 3.
     kernel = _blur_kernels(sigma, radius, crops.dtype)  # (n, 2r+1)
     if max(height, width) <= MATMUL_BLUR_MAX_SIZE:
         rows = _blur_matrices(kernel, height).unsqueeze(1)  # (n, 1, H, H)
-        columns = _blur_matrices(kernel, width).unsqueeze(1).transpose(-1, -2)  # (n, 1, W, W)
+        columns = (rows if width == height else _blur_matrices(kernel, width).unsqueeze(1)).transpose(-1, -2)  # (n, 1, W, W)
         return rows @ crops @ columns
     kernel = kernel.repeat_interleave(channels, dim=0)  # (n*3, 2r+1), one filter per channel
     x = crops.reshape(1, n * channels, height, width)

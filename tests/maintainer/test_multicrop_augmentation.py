@@ -209,8 +209,7 @@ def test_batched_photometric_ops_match_torchvision():
     hue = torch.linspace(-0.5, 0.5, 6)
     factor = torch.linspace(0.6, 1.4, 6)
     for ours, theirs, f in [
-        (photometric._adjust_hue_stacked, tf.adjust_hue, hue),  # both forms, whatever the crop size
-        (photometric._adjust_hue_per_channel, tf.adjust_hue, hue),
+        (photometric.adjust_hue, tf.adjust_hue, hue),
         (photometric.adjust_brightness, tf.adjust_brightness, factor),
         (photometric.adjust_contrast, tf.adjust_contrast, factor),
         (photometric.adjust_saturation, tf.adjust_saturation, factor),
@@ -277,3 +276,15 @@ def test_blur_by_matrix_products_equals_blur_by_convolution(monkeypatch):
     monkeypatch.setattr(photometric, "MATMUL_BLUR_MAX_SIZE", 0)
     by_convolution = photometric.gaussian_blur(crops, sigma)
     torch.testing.assert_close(by_matrices, by_convolution, rtol=0, atol=1e-6)  # same sums, other order
+
+
+def test_hue_rotation_at_ties_and_grey_matches_torchvision():
+    tf = pytest.importorskip("torchvision.transforms.v2.functional")
+    # every kind of tie for the maximum and the minimum (R=G, R=B, G=B, all equal), at uint8 levels
+    pixels = torch.tensor([
+        [200, 200, 50], [200, 50, 200], [50, 200, 200], [90, 90, 90], [0, 0, 0], [255, 255, 255],
+        [200, 50, 50], [50, 200, 50], [50, 50, 200], [255, 0, 0], [0, 255, 255], [10, 11, 10],
+    ], dtype=torch.float32).T.reshape(1, 3, 3, 4) / 255.0
+    for factor in (-0.5, -0.3, -0.1, 0.0, 0.05, 0.1, 0.25, 0.5):
+        expected = tf.adjust_hue(pixels[0], factor)
+        torch.testing.assert_close(photometric.adjust_hue(pixels, torch.tensor([factor]))[0], expected, rtol=0, atol=1e-4)
