@@ -28,6 +28,7 @@ __all__ = [
     "adjust_saturation",
     "adjust_hue",
     "color_jitter",
+    "color_jitter_from_lists",
     "to_grayscale",
     "gaussian_blur",
     "solarize",
@@ -119,14 +120,15 @@ def _blend(crops: torch.Tensor, own: list[float], grey: list[float], mean_grey: 
     """
     n = crops.shape[0]
     flat = crops.reshape(n, 3, -1)  # (n, 3, H*W)
-    entries = []
-    for o, g in zip(own, grey):
+    entries = []  # per crop: its 3 × 3 matrix, then its mean_grey weight (one tensor for both)
+    for o, g, m in zip(own, grey, mean_grey):
         r, gr, b = (g * w for w in GRAY_WEIGHTS)
-        entries += [o + r, gr, b, r, o + gr, b, r, gr, o + b]
-    matrices = torch.tensor(entries, dtype=crops.dtype).view(n, 3, 3)
+        entries += [o + r, gr, b, r, o + gr, b, r, gr, o + b, m]
+    parameters = torch.tensor(entries, dtype=crops.dtype).view(n, 10)
+    matrices = parameters[:, :9].view(n, 3, 3)
     if any(mean_grey):
         mean_gray = flat.mean(dim=2) @ _GRAY_COLUMN  # (n, 1): mean of the grey image, w · mean(x)
-        offset = (mean_gray * torch.tensor(mean_grey, dtype=crops.dtype).view(n, 1)).view(n, 1, 1).expand(n, 3, 1)
+        offset = (mean_gray * parameters[:, 9:]).view(n, 1, 1)  # broadcast over the 3 channels and the pixels
         out = torch.baddbmm(offset, matrices, flat)
     else:
         out = torch.bmm(matrices, flat)
@@ -154,11 +156,20 @@ def color_jitter(
     Each crop still gets exactly its own operations in its own order; the batch needs one hue
     call (the expensive one) instead of one per position.
     """
-    # the bookkeeping is on at most a dozen numbers per batch: plain Python lists cost less than
-    # tensor operations here, and small crops pay per operation
     values = {name: factors[name].tolist() for name in JITTER_OPERATIONS}
+    return color_jitter_from_lists(crops, values, order.tolist(), apply.tolist())
+
+
+def color_jitter_from_lists(
+    crops: torch.Tensor, values: dict[str, list[float]], order: list[list[int]], apply: list[bool]
+) -> torch.Tensor:
+    """`color_jitter` with its per-crop parameters as plain Python lists (what the pipeline draws).
+
+    The bookkeeping is on at most a few dozen numbers per batch: plain Python lists cost less
+    than tensor operations here, and small crops pay per operation.
+    """
     before, after, hue_crops = [], [], []
-    for i, (row, on) in enumerate(zip(order.tolist(), apply.tolist())):
+    for i, (row, on) in enumerate(zip(order, apply)):
         names = [JITTER_OPERATIONS[k] for k in row] if on else []
         cut = names.index("hue") if on else 0
         before.append(names[:cut])

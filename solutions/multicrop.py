@@ -480,15 +480,15 @@ class MultiCropAugmentation:
         for (top, left, h, w), flip in zip(boxes, flipped):
             crop = F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
             resized.append(crop.flip(-1) if flip else crop)
-        crops = torch.cat(resized).contiguous().float().div_(255.0)  # (n, 3, size, size)
+        crops = torch.empty(n, 3, size, size).copy_(torch.cat(resized)).div_(255.0)  # (n, 3, size, size), from channels-last uint8
 
         if any(jittered):
             factors = {}
             for column, (name, strength) in enumerate(JITTER_STRENGTH.items(), start=5):
                 low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
-                factors[name] = torch.tensor([low + (high - low) * d[column] for d in draws])
-            order = torch.tensor([sorted(range(4), key=d[9:13].__getitem__) for d in draws])  # a random order per view
-            crops = photometric.color_jitter(crops, factors, order, torch.tensor(jittered))
+                factors[name] = [low + (high - low) * d[column] for d in draws]
+            order = [sorted(range(4), key=d[9:13].__getitem__) for d in draws]  # a random order per view
+            crops = photometric.color_jitter_from_lists(crops, factors, order, jittered)
 
         photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 
