@@ -108,7 +108,9 @@ def adjust_hue(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(maxc, chroma, torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0), value=-1.0)
 
 
-def _blend(crops: torch.Tensor, own: list[float], grey: list[float], mean_grey: list[float]) -> torch.Tensor:
+def _blend(
+    crops: torch.Tensor, own: list[float], grey: list[float], mean_grey: list[float], mean_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """clamp(own · x + grey · gray(x) + mean_grey · mean(gray(x)), 0, 1), with per-crop weights (lists of n).
 
     Brightness (own = f), contrast (own = f, mean_grey = 1 - f), saturation (own = f, grey = 1 - f)
@@ -117,6 +119,8 @@ def _blend(crops: torch.Tensor, own: list[float], grey: list[float], mean_grey: 
     M = own · I + grey · (1 1 1)ᵀ (w_R w_G w_B) and an offset, applied to all pixels by one
     batched matrix product, `baddbmm`: one pass over the pixels instead of a dozen tensor
     operations. The identity matrix returns the crop exactly (1 · x + 0 · y + 0 · z = x).
+    `mean_weights` `(n, H*W, 1)`: averaging weights for crops that fill only part of the batch's
+    canvas (see `canvas_mean_weights`); None: every crop fills the whole `(H, W)`.
     """
     n = crops.shape[0]
     flat = crops.reshape(n, 3, -1)  # (n, 3, H*W)
@@ -127,7 +131,8 @@ def _blend(crops: torch.Tensor, own: list[float], grey: list[float], mean_grey: 
     parameters = torch.tensor(entries, dtype=crops.dtype).view(n, 10)
     matrices = parameters[:, :9].view(n, 3, 3)
     if any(mean_grey):
-        mean_gray = flat.mean(dim=2) @ _GRAY_COLUMN  # (n, 1): mean of the grey image, w · mean(x)
+        means = flat.mean(dim=2) if mean_weights is None else torch.bmm(flat, mean_weights).squeeze(2)  # (n, 3)
+        mean_gray = means @ _GRAY_COLUMN  # (n, 1): mean of the grey image, w · mean(x)
         offset = (mean_gray * parameters[:, 9:]).view(n, 1, 1)  # broadcast over the 3 channels and the pixels
         out = torch.baddbmm(offset, matrices, flat)
     else:
@@ -161,13 +166,20 @@ def color_jitter(
 
 
 def color_jitter_from_lists(
-    crops: torch.Tensor, values: dict[str, list[float]], order: list[list[int]], apply: list[bool]
+    crops: torch.Tensor,
+    values: dict[str, list[float]],
+    order: list[list[int]],
+    apply: list[bool],
+    sizes: list[int] | None = None,
 ) -> torch.Tensor:
     """`color_jitter` with its per-crop parameters as plain Python lists (what the pipeline draws).
 
     The bookkeeping is on at most a few dozen numbers per batch: plain Python lists cost less
-    than tensor operations here, and small crops pay per operation.
+    than tensor operations here, and small crops pay per operation. `sizes`: crop i fills only
+    the top-left `sizes[i] × sizes[i]` pixels of the batch (a canvas holding crops of several
+    sizes); contrast then takes the mean over that part only. Every other operation is per pixel.
     """
+    mean_weights = None if sizes is None else canvas_mean_weights(tuple(sizes), crops.shape[-2], crops.shape[-1])
     before, after, hue_crops = [], [], []
     for i, (row, on) in enumerate(zip(order, apply)):
         names = [JITTER_OPERATIONS[k] for k in row] if on else []
@@ -179,7 +191,7 @@ def color_jitter_from_lists(
     out = crops
     depth = max(map(len, before))
     for step in range(depth):  # right-aligned: crop i's first blend at step depth - len(before[i])
-        out = _blend_step(out, [b[step - depth + len(b)] if step >= depth - len(b) else None for b in before], values)
+        out = _blend_step(out, [b[step - depth + len(b)] if step >= depth - len(b) else None for b in before], values, mean_weights)
     if hue_crops:
         hue = torch.tensor([values["hue"][i] for i in hue_crops], dtype=crops.dtype)
         if len(hue_crops) == len(before):
@@ -188,11 +200,13 @@ def color_jitter_from_lists(
             index = torch.tensor(hue_crops)
             out = out.index_copy(0, index, adjust_hue(out.index_select(0, index), hue))
     for step in range(max(map(len, after))):
-        out = _blend_step(out, [a[step] if step < len(a) else None for a in after], values)
+        out = _blend_step(out, [a[step] if step < len(a) else None for a in after], values, mean_weights)
     return crops.clone() if out is crops else out
 
 
-def _blend_step(crops: torch.Tensor, names: list[str | None], values: dict[str, list[float]]) -> torch.Tensor:
+def _blend_step(
+    crops: torch.Tensor, names: list[str | None], values: dict[str, list[float]], mean_weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """One fused `_blend`: crop i gets brightness, contrast or saturation (`names[i]`), or nothing (None)."""
     own, grey, mean_grey = [], [], []
     for i, name in enumerate(names):
@@ -200,7 +214,16 @@ def _blend_step(crops: torch.Tensor, names: list[str | None], values: dict[str, 
         own.append(f)
         grey.append(1.0 - f if name == "saturation" else 0.0)
         mean_grey.append(1.0 - f if name == "contrast" else 0.0)
-    return _blend(crops, own, grey, mean_grey)
+    return _blend(crops, own, grey, mean_grey, mean_weights)
+
+
+@functools.lru_cache(maxsize=16)
+def canvas_mean_weights(sizes: tuple[int, ...], height: int, width: int) -> torch.Tensor:
+    """(n, H*W, 1) weights: 1 / s_i² on the top-left s_i × s_i pixels of crop i, 0 elsewhere."""
+    weights = torch.zeros(len(sizes), height, width)
+    for i, size in enumerate(sizes):
+        weights[i, :size, :size] = 1.0 / (size * size)
+    return weights.view(len(sizes), height * width, 1)
 
 
 def apply_to(crops: torch.Tensor, chosen: torch.Tensor | list[bool], transform) -> torch.Tensor:
@@ -237,28 +260,40 @@ def _blur_kernels(sigma: torch.Tensor, radius: int, dtype: torch.dtype) -> torch
     return kernel / kernel.sum(dim=1, keepdim=True)
 
 
-def _blur_matrices(kernel: torch.Tensor, size: int) -> torch.Tensor:
-    """(n, size, size) matrices M with (M x)[i] = sum_t kernel[t] x[clamp(i + t - r, 0, size - 1)]."""
+def _blur_matrices(kernel: torch.Tensor, size: int, sizes: list[int] | None = None) -> torch.Tensor:
+    """(n, size, size) matrices M with (M x)[i] = sum_t kernel[t] x[clamp(i + t - r, 0, size - 1)].
+
+    With `sizes`, crop i fills only the first `sizes[i]` rows / columns: its taps are clamped to
+    its own edge (so nothing of the canvas around it leaks in).
+    """
     n, taps = kernel.shape
-    source = _taps(taps // 2, size)  # (size, 2r+1)
+    source = _taps(taps // 2, size).expand(n, size, taps)  # (n, size, 2r+1)
+    if sizes is not None:
+        source = torch.minimum(source, torch.tensor(sizes).view(n, 1, 1) - 1)
     matrices = torch.zeros(n, size, size, dtype=kernel.dtype)
-    return matrices.scatter_add_(2, source.expand(n, size, taps), kernel.view(n, 1, taps).expand(n, size, taps))
+    return matrices.scatter_add_(2, source, kernel.view(n, 1, taps).expand(n, size, taps))
 
 
-def gaussian_blur(crops: torch.Tensor, sigma: torch.Tensor, truncate: float = 3.0) -> torch.Tensor:
+def gaussian_blur(
+    crops: torch.Tensor, sigma: torch.Tensor, truncate: float = 3.0, sizes: list[int] | None = None
+) -> torch.Tensor:
     """Blur each crop with its own Gaussian of standard deviation `sigma[i]` pixels.
 
     A separable, sampled Gaussian truncated at `truncate` σ of the largest σ in the batch, with
     edge pixels repeated outside the crop. Differs from the original DINO, which used PIL's
     `ImageFilter.GaussianBlur` (an approximation by three box blurs with the same σ).
     Small crops are blurred as two matrix products (rows, then columns), larger ones with a
-    depthwise convolution; both compute the same sums.
+    depthwise convolution; both compute the same sums. `sizes`: crop i fills only the top-left
+    `sizes[i] × sizes[i]` pixels of a square canvas (small crops only, matrix form): its edge
+    pixels are the ones repeated.
     """
     n, channels, height, width = crops.shape
     radius = max(1, math.ceil(truncate * float(sigma.max())))
     kernel = _blur_kernels(sigma, radius, crops.dtype)  # (n, 2r+1)
+    if sizes is not None and (height != width or height > MATMUL_BLUR_MAX_SIZE):
+        raise ValueError(f"sizes needs a square canvas of side <= {MATMUL_BLUR_MAX_SIZE}, got crops of shape {tuple(crops.shape)}")
     if max(height, width) <= MATMUL_BLUR_MAX_SIZE:
-        rows = _blur_matrices(kernel, height).unsqueeze(1)  # (n, 1, H, H)
+        rows = _blur_matrices(kernel, height, sizes).unsqueeze(1)  # (n, 1, H, H)
         columns = (rows if width == height else _blur_matrices(kernel, width).unsqueeze(1)).transpose(-1, -2)  # (n, 1, W, W)
         return rows @ crops @ columns
     kernel = kernel.repeat_interleave(channels, dim=0)  # (n*3, 2r+1), one filter per channel

@@ -293,6 +293,9 @@ class ViewRecipe:
 
 JITTER_STRENGTH = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1}  # paper / BYOL
 BLUR_SIGMA = (0.1, 2.0)  # σ in pixels of the output crop, uniform
+# up to this view size all views of an image are augmented as one batch on one canvas (small
+# crops pay per tensor operation, not per pixel); above it, one batch per size
+CANVAS_MAX_SIZE = photometric.MATMUL_BLUR_MAX_SIZE
 
 
 @dataclass
@@ -449,14 +452,21 @@ class MultiCropAugmentation:
         height, width = pixels.shape[-2:]
         boxes = [sample_crop_box(int(height), int(width), r.scale, ASPECT_RATIO_RANGE, generator) for r in self.recipes]
         result = MultiCropSample(views=[], recipes=list(self.recipes), boxes=boxes, image_size=(int(height), int(width)))
-        start = 0
-        while start < len(self.recipes):  # one batch per run of equal-size views
-            end = start
-            while end < len(self.recipes) and self.recipes[end].size == self.recipes[start].size:
-                end += 1
+        for start, end in self._runs():
             self._augment_run(pixels, self.recipes[start:end], boxes[start:end], generator, result)
-            start = end
         return result
+
+    def _runs(self) -> list[tuple[int, int]]:
+        """Index ranges of the views augmented as one batch: runs of equal-size views, or all
+        views at once when they are small (then on one canvas, see `_augment_run`)."""
+        if max(r.size for r in self.recipes) <= CANVAS_MAX_SIZE:
+            return [(0, len(self.recipes))]
+        runs, start = [], 0
+        for index in range(1, len(self.recipes) + 1):
+            if index == len(self.recipes) or self.recipes[index].size != self.recipes[start].size:
+                runs.append((start, index))
+                start = index
+        return runs
 
     def _probabilities(self, recipes: list[ViewRecipe]) -> list[tuple[float, ...]]:
         key = tuple(recipes)
@@ -465,7 +475,12 @@ class MultiCropAugmentation:
         return self._probability_cache[key]
 
     def _augment_run(self, pixels, recipes, boxes, generator, result: MultiCropSample) -> None:
-        n, size = len(recipes), recipes[0].size
+        """Augment views as one batch `(n, 3, side, side)`. Views of a smaller size than `side`
+        (small presets: locals with the globals) fill the top-left of their canvas slot; every
+        operation is per pixel except contrast's mean and the blur, which are told the sizes."""
+        n, sizes = len(recipes), [r.size for r in recipes]
+        side = max(sizes)
+        mixed = None if min(sizes) == side else sizes
 
         # every random number of the run in one draw, then plain Python: per view, 5 uniforms
         # that decide whether flip / jitter / grayscale / blur / solarisation fire (each with the
@@ -477,10 +492,16 @@ class MultiCropAugmentation:
         # bicubic with antialiasing, as TF.resized_crop does (calling interpolate directly saves
         # its dispatch overhead); the flip is done on the small uint8 crop, right after its resize
         resized = []
-        for (top, left, h, w), flip in zip(boxes, flipped):
+        for (top, left, h, w), flip, size in zip(boxes, flipped, sizes):
             crop = F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
             resized.append(crop.flip(-1) if flip else crop)
-        crops = torch.empty(n, 3, size, size).copy_(torch.cat(resized)).div_(255.0)  # (n, 3, size, size), from channels-last uint8
+        crops = (torch.zeros if mixed else torch.empty)(n, 3, side, side)  # (n, 3, side, side)
+        start = 0
+        for index in range(1, n + 1):  # one copy (channels-last uint8 -> float32) per run of equal sizes
+            if index == n or sizes[index] != sizes[start]:
+                crops[start:index, :, : sizes[start], : sizes[start]].copy_(torch.cat(resized[start:index]))
+                start = index
+        crops.div_(255.0)
 
         if any(jittered):
             factors = {}
@@ -488,19 +509,23 @@ class MultiCropAugmentation:
                 low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
                 factors[name] = [low + (high - low) * d[column] for d in draws]
             order = [sorted(range(4), key=d[9:13].__getitem__) for d in draws]  # a random order per view
-            crops = photometric.color_jitter_from_lists(crops, factors, order, jittered)
+            crops = photometric.color_jitter_from_lists(crops, factors, order, jittered, mixed)
 
         photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 
         sigma = [BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * d[13] for d in draws]
         chosen_sigma = torch.tensor([s for s, b in zip(sigma, blurred) if b])
-        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, chosen_sigma))
+        chosen_sizes = [s for s, b in zip(sizes, blurred) if b] if mixed else None
+        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, chosen_sigma, sizes=chosen_sizes))
 
         photometric.apply_to(crops, solarized, photometric.solarize)
 
         if self.normalize:
             crops = crops.sub_(_NORMALIZE_MEAN).div_(_NORMALIZE_STD)  # TF.normalize, in place
-        result.views.extend(crops.unbind(0))
+        if mixed:
+            result.views.extend(view if size == side else view[:, :size, :size].contiguous() for view, size in zip(crops.unbind(0), sizes))
+        else:
+            result.views.extend(crops.unbind(0))
         result.flipped.extend(flipped)
         result.jittered.extend(jittered)
         result.grayscaled.extend(grayscaled)

@@ -288,3 +288,32 @@ def test_hue_rotation_at_ties_and_grey_matches_torchvision():
     for factor in (-0.5, -0.3, -0.1, 0.0, 0.05, 0.1, 0.25, 0.5):
         expected = tf.adjust_hue(pixels[0], factor)
         torch.testing.assert_close(photometric.adjust_hue(pixels, torch.tensor([factor]))[0], expected, rtol=0, atol=1e-4)
+
+
+def test_crops_of_several_sizes_on_one_canvas_are_augmented_as_if_alone():
+    # small presets augment every view of an image on one canvas (locals in the top-left corner
+    # of a global-size slot): colour jitter and blur must see only each crop's own pixels
+    generator = torch.Generator().manual_seed(5)
+    sizes = [12, 12, 7, 7, 7]
+    crops = [torch.randint(0, 256, (3, s, s), generator=generator).float() / 255.0 for s in sizes]
+    canvas = torch.zeros(len(sizes), 3, 12, 12)
+    for i, crop in enumerate(crops):
+        canvas[i, :, : sizes[i], : sizes[i]] = crop
+    n = len(sizes)
+    values = {
+        "brightness": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "contrast": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "saturation": (0.8 + 0.4 * torch.rand(n, generator=generator)).tolist(),
+        "hue": (-0.1 + 0.2 * torch.rand(n, generator=generator)).tolist(),
+    }
+    order = [[1, 0, 3, 2], [3, 2, 1, 0], [0, 1, 2, 3], [2, 3, 0, 1], [1, 3, 0, 2]]  # contrast before and after hue
+    apply = [True, True, True, False, True]
+    jittered = photometric.color_jitter_from_lists(canvas, values, order, apply, sizes)
+    sigma = torch.tensor([1.7, 2.0, 1.8, 1.9, 1.75])  # all truncated at the same radius, ceil(3σ) = 6
+    blurred = photometric.gaussian_blur(jittered, sigma, sizes=sizes)
+    for i, crop in enumerate(crops):
+        alone = photometric.color_jitter_from_lists(
+            crop[None], {k: v[i : i + 1] for k, v in values.items()}, order[i : i + 1], apply[i : i + 1])
+        s = sizes[i]
+        torch.testing.assert_close(jittered[i, :, :s, :s], alone[0], rtol=0, atol=1e-6)  # same operations, float rounding
+        torch.testing.assert_close(blurred[i, :, :s, :s], photometric.gaussian_blur(alone, sigma[i : i + 1])[0], rtol=0, atol=1e-6)
