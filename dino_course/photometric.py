@@ -133,9 +133,13 @@ def _blend(
     n = crops.shape[0]
     flat = crops.reshape(n, 3, -1)  # (n, 3, H*W)
     entries = []  # per crop: its 3 × 3 matrix, then its mean_grey weight (one tensor for both)
+    red, green, blue = GRAY_WEIGHTS
     for o, g, m in zip(own, grey, mean_grey):
-        r, gr, b = (g * w for w in GRAY_WEIGHTS)
-        entries += [o + r, gr, b, r, o + gr, b, r, gr, o + b, m]
+        if g:
+            r, gr, b = g * red, g * green, g * blue
+            entries += [o + r, gr, b, r, o + gr, b, r, gr, o + b, m]
+        else:  # the same numbers, without the arithmetic (most crops at most steps)
+            entries += [o, 0.0, 0.0, 0.0, o, 0.0, 0.0, 0.0, o, m]
     parameters = torch.tensor(entries, dtype=crops.dtype).view(n, 10)
     matrices = parameters[:, :9].view(n, 3, 3)
     if any(mean_grey):
