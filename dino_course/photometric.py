@@ -5,7 +5,10 @@ them once per crop (10 calls per image for DINO's 2 + 8 views). Here every funct
 batch of crops `(n, 3, H, W)` (float, values in [0, 1]) and a tensor of per-crop parameters
 `(n,)`, so all crops of one size are augmented in a handful of tensor operations. This is
 what makes the course's multi-crop pipeline faster than the per-image PIL pipeline (see
-`benchmarks/multicrop_throughput.py`).
+`benchmarks/multicrop_throughput.py`). Speed rules measured on CPU (1 thread): the cost is
+the number of tensor operations for small crops and the number of passes over memory (and of
+fresh large buffers) for large ones; comparisons, `torch.where`, `torch.remainder` and
+`torch.minimum` cost several times more than arithmetic, so the code avoids them.
 
 The formulas are torchvision's (`torchvision.transforms.v2.functional.adjust_*`): blend with
 black (brightness), with the mean grey level (contrast) or with the grey image (saturation),

@@ -26,8 +26,9 @@ the student cannot match both by keeping low-level colour or texture statistics.
 
 Course implementation (named here): the crops of one image that share a size are augmented
 together as one batch, each crop with its own random parameters (`dino_course.photometric`);
-the random draws and probabilities are the paper's, the pixel arithmetic differs from the
-original PIL pipeline in small ways listed in `MultiCropAugmentation`.
+at the small CPU presets all crops of an image form one batch. The random draws and
+probabilities are the paper's; the pixel arithmetic differs from the original PIL pipeline in
+small ways listed in `MultiCropAugmentation`.
 
 Exercises (each marked in its docstring):
     sample_crop_box, group_by_resolution, collate_multicrop
@@ -362,10 +363,23 @@ class MultiCropAugmentation:
     solarisation (p 0.2, global view 2 only), ImageNet normalisation.
 
     Differences from the original PIL pipeline (same random choices and probabilities, slightly
-    different pixel arithmetic): colour operations run on float values instead of uint8 (no
-    rounding between steps); the blur is an exactly sampled Gaussian (truncated at 3σ) instead
-    of PIL's three-box-blur approximation; the resize is torch's antialiased bicubic instead of
-    PIL's. All crops of one size are augmented as one batch, each with its own parameters.
+    different pixel arithmetic):
+
+    - colour operations run on float32 values instead of uint8: no rounding between steps,
+      contrast blends with the exact mean grey level (PIL rounds it to an integer), hue is
+      rotated with torchvision's float HSV formulas (PIL converts to 8-bit HSV and back);
+    - the blur is an exactly sampled Gaussian with edge pixels repeated, truncated at 3 σ_max,
+      σ_max the largest σ among the views blurred together (the blurred views of one size of an
+      image; at the small presets, all blurred views of an image), instead of PIL's
+      three-box-blur approximation of the same σ;
+    - the resize is torch's antialiased bicubic (uint8) instead of PIL's (values within a few
+      levels of each other).
+
+    How it is fast: all crops of one size are augmented as one batch, each with its own
+    parameters (at the small presets, whose cost is the number of tensor operations, all crops
+    of an image form one batch: locals in the top-left corner of a global-size slot); the
+    random numbers of a batch come from one draw; colour jitter needs one hue rotation per
+    batch (see `photometric.color_jitter`).
 
     Args:
         global_size, local_size: output sides in pixels (paper 224 and 96).
