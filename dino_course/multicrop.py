@@ -490,7 +490,7 @@ class MultiCropAugmentation:
                 low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
                 factors[name] = [low + (high - low) * d[column] for d in draws]
             order = [sorted(range(4), key=d[9:13].__getitem__) for d in draws]  # a random order per view
-            crops = photometric.color_jitter_from_lists(crops, factors, order, jittered, mixed)
+            crops = photometric.color_jitter_from_lists(crops, factors, order, jittered, mixed, overwrite=True)
 
         photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 

@@ -84,7 +84,7 @@ def _step(x: torch.Tensor) -> torch.Tensor:
     return x.mul_(1e30).add_(1.0).clamp_(0.0, 1.0)
 
 
-def adjust_hue(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+def adjust_hue(crops: torch.Tensor, factor: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Rotate the hue by `factor` turns (in [-0.5, 0.5]), keeping HSV value and saturation.
 
     Hue H (in sixths of a turn) from the channel that holds the maximum V, with chroma
@@ -94,23 +94,30 @@ def adjust_hue(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     with k = (n + H + 6 · factor) mod 6 and n = 5, 3, 1 for R, G, B. The same operation as
     torchvision's `adjust_hue` (to float rounding), written with arithmetic-only tensor
     operations, few and mostly in place: `torch.remainder`, comparisons and `torch.where`
-    cost 5-20 times more than arithmetic on the CPU builds we measured.
+    cost 5-20 times more than arithmetic on the CPU builds we measured. `out`: a tensor shaped
+    like `crops` (not `crops` itself) to write the result into; None for a new one (fresh large
+    buffers cost page faults, so the callers hand one over when they have it).
     """
     maxc = crops.amax(dim=1, keepdim=True)  # (n, 1, H, W)
     chroma = maxc - crops.amin(dim=1, keepdim=True)
     inverse = chroma.clamp_min(1e-12).reciprocal_()  # grey pixels: every numerator below is 0
     r, g, b = crops.unbind(dim=1)  # (n, H, W) each
     value = maxc.squeeze(1)
+    # few fresh buffers, the rest in place: fresh large buffers cost page faults
     red_is_max = _step(r - value)
-    green_is_max = _step(g - value).mul_(1.0 - red_is_max)  # ties go to R, then G, then B
-    blue_is_max = 1.0 - red_is_max - green_is_max
-    hue6 = (g - b).mul_(red_is_max).addcmul_(b - r, green_is_max).addcmul_(r - g, blue_is_max)
+    green_is_max = _step(g - value)
+    green_is_max.addcmul_(green_is_max, red_is_max, value=-1.0)  # ties go to R, then G, then B
+    blue_is_max = torch.add(red_is_max, green_is_max).neg_().add_(1.0)
+    difference = b - r
+    hue6 = (g - b).mul_(red_is_max).addcmul_(difference, green_is_max)
+    hue6.addcmul_(torch.sub(r, g, out=difference), blue_is_max)
     hue6.mul_(inverse.squeeze(1)).add_(green_is_max, alpha=2.0).add_(blue_is_max, alpha=4.0)  # H, up to a multiple of 6
     k = hue6.unsqueeze(1) + (6.0 * factor.to(crops.dtype).view(-1, 1, 1, 1) + _CHANNEL_SHIFTS)  # (n, 3, H, W)
-    k.add_(torch.floor_(k * (1.0 / 6.0)), alpha=-6.0)  # mod 6 with floor: far faster than torch.remainder
+    out = torch.empty_like(k) if out is None else out
+    k.add_(torch.mul(k, 1.0 / 6.0, out=out).floor_(), alpha=-6.0)  # mod 6 with floor (far faster than torch.remainder); `out` as scratch
     # min(k, 4 - k) = 2 - |k - 2|, in place (torch.minimum is several times slower than arithmetic here)
     k.sub_(2.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0)
-    return torch.addcmul(maxc, chroma, k, value=-1.0)
+    return torch.addcmul(maxc, chroma, k, value=-1.0, out=out)
 
 
 def _blend(
@@ -186,6 +193,7 @@ def color_jitter_from_lists(
     order: list[list[int]],
     apply: list[bool],
     sizes: list[int] | None = None,
+    overwrite: bool = False,
 ) -> torch.Tensor:
     """`color_jitter` with its per-crop parameters as plain Python lists (what the pipeline draws).
 
@@ -193,6 +201,8 @@ def color_jitter_from_lists(
     than tensor operations here, and small crops pay per operation. `sizes`: crop i fills only
     the top-left `sizes[i] × sizes[i]` pixels of the batch (a canvas holding crops of several
     sizes); contrast then takes the mean over that part only. Every other operation is per pixel.
+    `overwrite`: `crops` may be used as a scratch buffer (its values are lost); one fresh buffer
+    fewer.
     """
     mean_weights = None if sizes is None else canvas_mean_weights(tuple(sizes), crops.shape[-2], crops.shape[-1])
     before, after, hue_crops = [], [], []
@@ -210,7 +220,7 @@ def color_jitter_from_lists(
 
     def blend(names: list[str | None]) -> None:
         nonlocal out, spare
-        out, spare = _blend_step(out, names, values, mean_weights, into=spare), (out if out is not crops else None)
+        out, spare = _blend_step(out, names, values, mean_weights, into=spare), (out if overwrite or out is not crops else None)
 
     depth = max(map(len, before))
     for step in range(depth):  # right-aligned: crop i's first blend at step depth - len(before[i])
@@ -218,14 +228,14 @@ def color_jitter_from_lists(
     if hue_crops:
         hue = torch.tensor([values["hue"][i] for i in hue_crops], dtype=crops.dtype)
         if len(hue_crops) == len(before):
-            out, spare = adjust_hue(out, hue), (out if out is not crops else None)
+            out, spare = adjust_hue(out, hue, out=spare), (out if overwrite or out is not crops else None)
         else:
             index = torch.tensor(hue_crops)
             hued = adjust_hue(out.index_select(0, index), hue)
-            out = out.index_copy(0, index, hued) if out is crops else out.index_copy_(0, index, hued)
+            out = out.index_copy(0, index, hued) if out is crops and not overwrite else out.index_copy_(0, index, hued)
     for step in range(max(map(len, after))):
         blend([a[step] if step < len(a) else None for a in after])
-    return crops.clone() if out is crops else out
+    return crops.clone() if out is crops and not overwrite else out
 
 
 def _blend_step(

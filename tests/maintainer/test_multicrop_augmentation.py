@@ -317,3 +317,26 @@ def test_crops_of_several_sizes_on_one_canvas_are_augmented_as_if_alone():
         s = sizes[i]
         torch.testing.assert_close(jittered[i, :, :s, :s], alone[0], rtol=0, atol=1e-6)  # same operations, float rounding
         torch.testing.assert_close(blurred[i, :, :s, :s], photometric.gaussian_blur(alone, sigma[i : i + 1])[0], rtol=0, atol=1e-6)
+
+
+def test_colour_jitter_results_do_not_depend_on_buffer_reuse():
+    # `overwrite` and `out=` only change which memory is written, never the values
+    generator = torch.Generator().manual_seed(7)
+    n = 10
+    crops = torch.rand(n, 3, 9, 9, generator=generator)
+    values = {
+        "brightness": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "contrast": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "saturation": (0.8 + 0.4 * torch.rand(n, generator=generator)).tolist(),
+        "hue": (-0.1 + 0.2 * torch.rand(n, generator=generator)).tolist(),
+    }
+    order = torch.argsort(torch.rand(n, 4, generator=generator), dim=1).tolist()
+    for apply in ([True] * n, [i % 3 != 0 for i in range(n)], [False] * n):
+        kept = crops.clone()
+        expected = photometric.color_jitter_from_lists(crops, values, order, apply)
+        assert torch.equal(crops, kept), "color_jitter modified its input"
+        torch.testing.assert_close(photometric.color_jitter_from_lists(crops.clone(), values, order, apply, overwrite=True),
+                                   expected, rtol=0, atol=0)
+    hue = torch.linspace(-0.5, 0.5, n)
+    torch.testing.assert_close(photometric.adjust_hue(crops, hue, out=torch.empty_like(crops)), photometric.adjust_hue(crops, hue),
+                               rtol=0, atol=0)
