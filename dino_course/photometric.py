@@ -194,6 +194,7 @@ def color_jitter_from_lists(
     apply: list[bool],
     sizes: list[int] | None = None,
     overwrite: bool = False,
+    scratch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`color_jitter` with its per-crop parameters as plain Python lists (what the pipeline draws).
 
@@ -202,7 +203,7 @@ def color_jitter_from_lists(
     the top-left `sizes[i] × sizes[i]` pixels of the batch (a canvas holding crops of several
     sizes); contrast then takes the mean over that part only. Every other operation is per pixel.
     `overwrite`: `crops` may be used as a scratch buffer (its values are lost); one fresh buffer
-    fewer.
+    fewer. `scratch`: a tensor shaped like `crops` to use as a buffer (the result may be it).
     """
     mean_weights = None if sizes is None else canvas_mean_weights(tuple(sizes), crops.shape[-2], crops.shape[-1])
     before, after, hue_crops = [], [], []
@@ -216,7 +217,7 @@ def color_jitter_from_lists(
     # `out` holds the current result; each blend writes into `spare`, the result before last
     # (ours, no longer needed), so that a run allocates two buffers rather than one per step:
     # fresh large buffers cost page faults, which show up most in DataLoader workers
-    out, spare = crops, None
+    out, spare = crops, scratch
 
     def blend(names: list[str | None]) -> None:
         nonlocal out, spare

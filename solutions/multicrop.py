@@ -428,6 +428,7 @@ class MultiCropAugmentation:
         local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0)
         self.recipes = [self._switch_off(r) for r in [global_1, global_2] + [local] * n_local_crops]
         self._probability_cache: dict = {}
+        self._scratch: dict = {}  # batch shape -> a buffer colour jitter may write into (never returned)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> MultiCropAugmentation:
@@ -523,7 +524,14 @@ class MultiCropAugmentation:
                 low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
                 factors[name] = [low + (high - low) * d[column] for d in draws]
             order = [sorted(range(4), key=d[9:13].__getitem__) for d in draws]  # a random order per view
-            crops = photometric.color_jitter_from_lists(crops, factors, order, jittered, mixed, overwrite=True)
+            # a second buffer kept between calls: each fresh large buffer costs page faults
+            scratch = self._scratch.pop(crops.shape, None)
+            jittered_crops = photometric.color_jitter_from_lists(crops, factors, order, jittered, mixed, overwrite=True, scratch=scratch)
+            if jittered_crops.data_ptr() != crops.data_ptr():  # keep whichever buffer is not returned
+                self._scratch[crops.shape] = crops
+            elif scratch is not None:
+                self._scratch[crops.shape] = scratch
+            crops = jittered_crops
 
         photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 

@@ -340,3 +340,14 @@ def test_colour_jitter_results_do_not_depend_on_buffer_reuse():
     hue = torch.linspace(-0.5, 0.5, n)
     torch.testing.assert_close(photometric.adjust_hue(crops, hue, out=torch.empty_like(crops)), photometric.adjust_hue(crops, hue),
                                rtol=0, atol=0)
+
+
+def test_views_are_not_overwritten_by_later_calls():
+    # the pipeline keeps a scratch buffer between calls: views it returned must stay as they were
+    augment = ref.MultiCropAugmentation(global_size=72, local_size=20, n_local_crops=4)
+    generator = torch.Generator().manual_seed(0)
+    views, kept = [], []
+    for seed in range(12):
+        views.append(augment.sample(photo(90, 120, seed=seed), generator=generator).views)
+        kept.append([v.clone() for v in views[-1]])
+    assert all(torch.equal(v, k) for vs, ks in zip(views, kept) for v, k in zip(vs, ks))
