@@ -30,8 +30,9 @@ the student cannot match both by keeping low-level colour or texture statistics.
 
 Course implementation (named here): the crops of one image that share a size are augmented
 together as one batch, each crop with its own random parameters (`dino_course.photometric`);
-the random draws and probabilities are the paper's, the pixel arithmetic differs from the
-original PIL pipeline in small ways listed in `MultiCropAugmentation`.
+at the small CPU presets all crops of an image form one batch. The random draws and
+probabilities are the paper's; the pixel arithmetic differs from the original PIL pipeline in
+small ways listed in `MultiCropAugmentation`.
 
 Exercises (each marked in its docstring):
     sample_crop_box, group_by_resolution, collate_multicrop
@@ -260,6 +261,9 @@ class ViewRecipe:
 
 JITTER_STRENGTH = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.2, "hue": 0.1}  # paper / BYOL
 BLUR_SIGMA = (0.1, 2.0)  # σ in pixels of the output crop, uniform
+# up to this view size all views of an image are augmented as one batch on one canvas (small
+# crops pay per tensor operation, not per pixel); above it, one batch per size
+CANVAS_MAX_SIZE = photometric.MATMUL_BLUR_MAX_SIZE
 
 
 @dataclass
@@ -326,10 +330,23 @@ class MultiCropAugmentation:
     solarisation (p 0.2, global view 2 only), ImageNet normalisation.
 
     Differences from the original PIL pipeline (same random choices and probabilities, slightly
-    different pixel arithmetic): colour operations run on float values instead of uint8 (no
-    rounding between steps); the blur is an exactly sampled Gaussian (truncated at 3σ) instead
-    of PIL's three-box-blur approximation; the resize is torch's antialiased bicubic instead of
-    PIL's. All crops of one size are augmented as one batch, each with its own parameters.
+    different pixel arithmetic):
+
+    - colour operations run on float32 values instead of uint8: no rounding between steps,
+      contrast blends with the exact mean grey level (PIL rounds it to an integer), hue is
+      rotated with torchvision's float HSV formulas (PIL converts to 8-bit HSV and back);
+    - the blur is an exactly sampled Gaussian with edge pixels repeated, truncated at 3 σ_max,
+      σ_max the largest σ among the views blurred together (the blurred views of one size of an
+      image; at the small presets, all blurred views of an image), instead of PIL's
+      three-box-blur approximation of the same σ;
+    - the resize is torch's antialiased bicubic (uint8) instead of PIL's (values within a few
+      levels of each other).
+
+    How it is fast: all crops of one size are augmented as one batch, each with its own
+    parameters (at the small presets, whose cost is the number of tensor operations, all crops
+    of an image form one batch: locals in the top-left corner of a global-size slot); the
+    random numbers of a batch come from one draw; colour jitter needs one hue rotation per
+    batch (see `photometric.color_jitter`).
 
     Args:
         global_size, local_size: output sides in pixels (paper 224 and 96).
@@ -378,6 +395,7 @@ class MultiCropAugmentation:
         local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0)
         self.recipes = [self._switch_off(r) for r in [global_1, global_2] + [local] * n_local_crops]
         self._probability_cache: dict = {}
+        self._scratch: dict = {}  # batch shape -> a buffer colour jitter may write into (never returned)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> MultiCropAugmentation:
@@ -416,70 +434,96 @@ class MultiCropAugmentation:
         height, width = pixels.shape[-2:]
         boxes = [sample_crop_box(int(height), int(width), r.scale, ASPECT_RATIO_RANGE, generator) for r in self.recipes]
         result = MultiCropSample(views=[], recipes=list(self.recipes), boxes=boxes, image_size=(int(height), int(width)))
-        start = 0
-        while start < len(self.recipes):  # one batch per run of equal-size views
-            end = start
-            while end < len(self.recipes) and self.recipes[end].size == self.recipes[start].size:
-                end += 1
+        for start, end in self._runs():
             self._augment_run(pixels, self.recipes[start:end], boxes[start:end], generator, result)
-            start = end
         return result
 
-    def _probabilities(self, recipes: list[ViewRecipe]) -> dict[str, torch.Tensor]:
+    def _runs(self) -> list[tuple[int, int]]:
+        """Index ranges of the views augmented as one batch: runs of equal-size views, or all
+        views at once when they are small (then on one canvas, see `_augment_run`)."""
+        if max(r.size for r in self.recipes) <= CANVAS_MAX_SIZE:
+            return [(0, len(self.recipes))]
+        runs, start = [], 0
+        for index in range(1, len(self.recipes) + 1):
+            if index == len(self.recipes) or self.recipes[index].size != self.recipes[start].size:
+                runs.append((start, index))
+                start = index
+        return runs
+
+    def _probabilities(self, recipes: list[ViewRecipe]) -> list[tuple[float, ...]]:
         key = tuple(recipes)
         if key not in self._probability_cache:
-            names = ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p")
-            self._probability_cache[key] = {name: torch.tensor([getattr(r, name) for r in recipes]) for name in names}
+            self._probability_cache[key] = [(r.flip_p, r.jitter_p, r.grayscale_p, r.blur_p, r.solarize_p) for r in recipes]
         return self._probability_cache[key]
 
     def _augment_run(self, pixels, recipes, boxes, generator, result: MultiCropSample) -> None:
-        n, size = len(recipes), recipes[0].size
+        """Augment views as one batch `(n, 3, side, side)`. Views of a smaller size than `side`
+        (small presets: locals with the globals) fill the top-left of their canvas slot; every
+        operation is per pixel except contrast's mean and the blur, which are told the sizes."""
+        n, sizes = len(recipes), [r.size for r in recipes]
+        side = max(sizes)
+        mixed = None if min(sizes) == side else sizes
 
-        probabilities = self._probabilities(recipes)
+        # every random number of the run in one draw, then plain Python: per view, 5 uniforms
+        # that decide whether flip / jitter / grayscale / blur / solarisation fire (each with the
+        # view's own probability), 4 jitter factors, 4 keys whose ranking is the jitter order, σ
+        draws = torch.rand(n, 14, generator=generator).tolist()
+        fired = [[u < p for u, p in zip(d[:5], probabilities)] for d, probabilities in zip(draws, self._probabilities(recipes))]
+        flipped, jittered, grayscaled, blurred, solarized = (list(column) for column in zip(*fired))
 
-        def fires(name: str) -> torch.Tensor:  # (n,) bool, each view with its own probability
-            return torch.rand(n, generator=generator) < probabilities[name]
+        # bicubic with antialiasing, as TF.resized_crop does (calling interpolate directly saves
+        # its dispatch overhead); the flip is done on the small uint8 crop, right after its resize
+        resized = []
+        for (top, left, h, w), flip, size in zip(boxes, flipped, sizes):
+            crop = F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
+            resized.append(crop.flip(-1) if flip else crop)
+        crops = (torch.zeros if mixed else torch.empty)(n, 3, side, side)  # (n, 3, side, side)
+        start = 0
+        for index in range(1, n + 1):  # one copy (channels-last uint8 -> float32) per run of equal sizes
+            if index == n or sizes[index] != sizes[start]:
+                crops[start:index, :, : sizes[start], : sizes[start]].copy_(torch.cat(resized[start:index]))
+                start = index
+        crops.div_(255.0)
 
-        # bicubic with antialiasing, as TF.resized_crop does; calling interpolate directly saves
-        # its dispatch overhead, which matters for the many small crops of the CPU presets
-        crops = torch.cat([
-            F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
-            for top, left, h, w in boxes
-        ])  # (n, 3, size, size) uint8
-        crops = crops.float().div_(255.0)
+        if any(jittered):
+            factors = {}
+            for column, (name, strength) in enumerate(JITTER_STRENGTH.items(), start=5):
+                low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
+                factors[name] = [low + (high - low) * d[column] for d in draws]
+            order = [sorted(range(4), key=d[9:13].__getitem__) for d in draws]  # a random order per view
+            # a second buffer kept between calls: each fresh large buffer costs page faults
+            scratch = self._scratch.pop(crops.shape, None)
+            jittered_crops = photometric.color_jitter_from_lists(crops, factors, order, jittered, mixed, overwrite=True, scratch=scratch)
+            if jittered_crops.data_ptr() != crops.data_ptr():  # keep whichever buffer is not returned
+                self._scratch[crops.shape] = crops
+            elif scratch is not None:
+                self._scratch[crops.shape] = scratch
+            crops = jittered_crops
 
-        # each augmentation touches only the crops it fires on (`apply_to`)
-        flipped = fires("flip_p")
-        photometric.apply_to(crops, flipped, TF.horizontal_flip)
-
-        jittered = fires("jitter_p")
-        uniform = torch.rand(len(JITTER_STRENGTH), n, generator=generator)
-        factors = {}
-        for u, (name, strength) in zip(uniform, JITTER_STRENGTH.items()):
-            low, high = (-strength, strength) if name == "hue" else (max(0.0, 1.0 - strength), 1.0 + strength)
-            factors[name] = low + (high - low) * u
-        order = torch.argsort(torch.rand(n, len(JITTER_STRENGTH), generator=generator), dim=1)  # a random order per view
-        if jittered.any():
-            crops = photometric.color_jitter(crops, factors, order, jittered)
-
-        grayscaled = fires("grayscale_p")
         photometric.apply_to(crops, grayscaled, lambda subset: photometric.to_grayscale(subset).expand(-1, 3, -1, -1))
 
-        blurred = fires("blur_p")
-        sigma = BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * torch.rand(n, generator=generator)
-        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, sigma[blurred]))
+        sigma = [BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * d[13] for d in draws]
+        chosen_sigma = torch.tensor([s for s, b in zip(sigma, blurred) if b])
+        chosen_sizes = [s for s, b in zip(sizes, blurred) if b] if mixed else None
+        photometric.apply_to(crops, blurred, lambda subset: photometric.gaussian_blur(subset, chosen_sigma, sizes=chosen_sizes))
 
-        solarized = fires("solarize_p")
         photometric.apply_to(crops, solarized, photometric.solarize)
 
         if self.normalize:
-            crops = TF.normalize(crops, list(IMAGENET_MEAN), list(IMAGENET_STD))
-        result.views.extend(crops.unbind(0))
-        result.flipped.extend(flipped.tolist())
-        result.jittered.extend(jittered.tolist())
-        result.grayscaled.extend(grayscaled.tolist())
-        result.blur_sigma.extend(float(s) if b else None for s, b in zip(sigma, blurred))
-        result.solarized.extend(solarized.tolist())
+            crops = crops.sub_(_NORMALIZE_MEAN).div_(_NORMALIZE_STD)  # TF.normalize, in place
+        if mixed:
+            result.views.extend(view if size == side else view[:, :size, :size].contiguous() for view, size in zip(crops.unbind(0), sizes))
+        else:
+            result.views.extend(crops.unbind(0))
+        result.flipped.extend(flipped)
+        result.jittered.extend(jittered)
+        result.grayscaled.extend(grayscaled)
+        result.blur_sigma.extend(s if b else None for s, b in zip(sigma, blurred))
+        result.solarized.extend(solarized)
+
+
+_NORMALIZE_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+_NORMALIZE_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 def denormalize(view: torch.Tensor) -> torch.Tensor:

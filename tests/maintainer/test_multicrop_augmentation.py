@@ -209,8 +209,7 @@ def test_batched_photometric_ops_match_torchvision():
     hue = torch.linspace(-0.5, 0.5, 6)
     factor = torch.linspace(0.6, 1.4, 6)
     for ours, theirs, f in [
-        (photometric._adjust_hue_stacked, tf.adjust_hue, hue),  # both forms, whatever the crop size
-        (photometric._adjust_hue_per_channel, tf.adjust_hue, hue),
+        (photometric.adjust_hue, tf.adjust_hue, hue),
         (photometric.adjust_brightness, tf.adjust_brightness, factor),
         (photometric.adjust_contrast, tf.adjust_contrast, factor),
         (photometric.adjust_saturation, tf.adjust_saturation, factor),
@@ -277,3 +276,78 @@ def test_blur_by_matrix_products_equals_blur_by_convolution(monkeypatch):
     monkeypatch.setattr(photometric, "MATMUL_BLUR_MAX_SIZE", 0)
     by_convolution = photometric.gaussian_blur(crops, sigma)
     torch.testing.assert_close(by_matrices, by_convolution, rtol=0, atol=1e-6)  # same sums, other order
+
+
+def test_hue_rotation_at_ties_and_grey_matches_torchvision():
+    tf = pytest.importorskip("torchvision.transforms.v2.functional")
+    # every kind of tie for the maximum and the minimum (R=G, R=B, G=B, all equal), at uint8 levels
+    pixels = torch.tensor([
+        [200, 200, 50], [200, 50, 200], [50, 200, 200], [90, 90, 90], [0, 0, 0], [255, 255, 255],
+        [200, 50, 50], [50, 200, 50], [50, 50, 200], [255, 0, 0], [0, 255, 255], [10, 11, 10],
+    ], dtype=torch.float32).T.reshape(1, 3, 3, 4) / 255.0
+    for factor in (-0.5, -0.3, -0.1, 0.0, 0.05, 0.1, 0.25, 0.5):
+        expected = tf.adjust_hue(pixels[0], factor)
+        torch.testing.assert_close(photometric.adjust_hue(pixels, torch.tensor([factor]))[0], expected, rtol=0, atol=1e-4)
+
+
+def test_crops_of_several_sizes_on_one_canvas_are_augmented_as_if_alone():
+    # small presets augment every view of an image on one canvas (locals in the top-left corner
+    # of a global-size slot): colour jitter and blur must see only each crop's own pixels
+    generator = torch.Generator().manual_seed(5)
+    sizes = [12, 12, 7, 7, 7]
+    crops = [torch.randint(0, 256, (3, s, s), generator=generator).float() / 255.0 for s in sizes]
+    canvas = torch.zeros(len(sizes), 3, 12, 12)
+    for i, crop in enumerate(crops):
+        canvas[i, :, : sizes[i], : sizes[i]] = crop
+    n = len(sizes)
+    values = {
+        "brightness": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "contrast": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "saturation": (0.8 + 0.4 * torch.rand(n, generator=generator)).tolist(),
+        "hue": (-0.1 + 0.2 * torch.rand(n, generator=generator)).tolist(),
+    }
+    order = [[1, 0, 3, 2], [3, 2, 1, 0], [0, 1, 2, 3], [2, 3, 0, 1], [1, 3, 0, 2]]  # contrast before and after hue
+    apply = [True, True, True, False, True]
+    jittered = photometric.color_jitter_from_lists(canvas, values, order, apply, sizes)
+    sigma = torch.tensor([1.7, 2.0, 1.8, 1.9, 1.75])  # all truncated at the same radius, ceil(3σ) = 6
+    blurred = photometric.gaussian_blur(jittered, sigma, sizes=sizes)
+    for i, crop in enumerate(crops):
+        alone = photometric.color_jitter_from_lists(
+            crop[None], {k: v[i : i + 1] for k, v in values.items()}, order[i : i + 1], apply[i : i + 1])
+        s = sizes[i]
+        torch.testing.assert_close(jittered[i, :, :s, :s], alone[0], rtol=0, atol=1e-6)  # same operations, float rounding
+        torch.testing.assert_close(blurred[i, :, :s, :s], photometric.gaussian_blur(alone, sigma[i : i + 1])[0], rtol=0, atol=1e-6)
+
+
+def test_colour_jitter_results_do_not_depend_on_buffer_reuse():
+    # `overwrite` and `out=` only change which memory is written, never the values
+    generator = torch.Generator().manual_seed(7)
+    n = 10
+    crops = torch.rand(n, 3, 9, 9, generator=generator)
+    values = {
+        "brightness": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "contrast": (0.6 + 0.8 * torch.rand(n, generator=generator)).tolist(),
+        "saturation": (0.8 + 0.4 * torch.rand(n, generator=generator)).tolist(),
+        "hue": (-0.1 + 0.2 * torch.rand(n, generator=generator)).tolist(),
+    }
+    order = torch.argsort(torch.rand(n, 4, generator=generator), dim=1).tolist()
+    for apply in ([True] * n, [i % 3 != 0 for i in range(n)], [False] * n):
+        kept = crops.clone()
+        expected = photometric.color_jitter_from_lists(crops, values, order, apply)
+        assert torch.equal(crops, kept), "color_jitter modified its input"
+        torch.testing.assert_close(photometric.color_jitter_from_lists(crops.clone(), values, order, apply, overwrite=True),
+                                   expected, rtol=0, atol=0)
+    hue = torch.linspace(-0.5, 0.5, n)
+    torch.testing.assert_close(photometric.adjust_hue(crops, hue, out=torch.empty_like(crops)), photometric.adjust_hue(crops, hue),
+                               rtol=0, atol=0)
+
+
+def test_views_are_not_overwritten_by_later_calls():
+    # the pipeline keeps a scratch buffer between calls: views it returned must stay as they were
+    augment = ref.MultiCropAugmentation(global_size=72, local_size=20, n_local_crops=4)
+    generator = torch.Generator().manual_seed(0)
+    views, kept = [], []
+    for seed in range(12):
+        views.append(augment.sample(photo(90, 120, seed=seed), generator=generator).views)
+        kept.append([v.clone() for v in views[-1]])
+    assert all(torch.equal(v, k) for vs, ks in zip(views, kept) for v, k in zip(vs, ks))
