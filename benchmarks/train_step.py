@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (default 3)")
     parser.add_argument("--only", choices=["course", "lightly"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only is None:  # each step in its own process, so that peak memory is its own
@@ -80,21 +81,31 @@ def main() -> None:
         import subprocess
         import sys
 
-        results = {}
-        for name in ("course", "lightly"):
-            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"the {name} benchmark failed:\n{out.stderr[-2000:]}")
-            results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        info = results["course"]
-        print(f"preset {args.preset}: batch {info['batch']}, {info['views']} views ({info['sizes']} px), torch threads {info['threads']}")
-        print(f"measured float32 matmul (1024 x 1024): {info['matmul'] / 1e9:.1f} GFLOP/s")
+        # rounds alternate the two sides, so that a busy spell or a clock change hits both alike
+        rounds: dict[str, list[dict]] = {"course": [], "lightly": []}
+        for _ in range(args.rounds):
+            for name in rounds:
+                out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(f"the {name} benchmark failed:\n{out.stderr[-2000:]}")
+                rounds[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+        def median_of(name: str, key: str) -> float:
+            return statistics.median(row[key] for row in rounds[name])
+
+        info = rounds["course"][0]
+        print(f"preset {args.preset}: batch {info['batch']}, {info['views']} views ({info['sizes']} px), torch threads {info['threads']}, "
+              f"{args.rounds} alternating rounds of {args.steps} timed steps (medians over rounds below)")
+        print(f"measured float32 matmul (1024 x 1024): {median_of('course', 'matmul') / 1e9:.1f} GFLOP/s")
         print("| step | s/step (median) | images/s | peak memory growth (MB) | GFLOP per step | share of matmul FLOP/s |")
         print("| --- | --- | --- | --- | --- | --- |")
-        for name, row in results.items():
-            print(f"| {name} | {row['seconds']:.3f} | {row['rate']:.0f} | {row['memory']:.0f} | {row['flops'] / 1e9:.1f} | {100 * row['share']:.0f} % |")
-        print(f"augmentation of one batch: course BatchedMultiCrop {results['course']['augment']:.3f} s, "
-              f"lightly DINOTransform (per PIL image) {results['lightly']['augment']:.3f} s")
+        for name in rounds:
+            print(f"| {name} | {median_of(name, 'seconds'):.3f} | {median_of(name, 'rate'):.0f} | {median_of(name, 'memory'):.0f} | "
+                  f"{median_of(name, 'flops') / 1e9:.1f} | {100 * median_of(name, 'share'):.0f} % |")
+        ratios = [l["seconds"] / c["seconds"] for c, l in zip(rounds["course"], rounds["lightly"])]
+        print("lightly s/step / course s/step, per round: " + ", ".join(f"{r:.2f}" for r in ratios))
+        print(f"augmentation of one batch: course BatchedMultiCrop {median_of('course', 'augment'):.3f} s, "
+              f"lightly DINOTransform (per PIL image) {median_of('lightly', 'augment'):.3f} s")
         return
     import json
     if args.threads:
