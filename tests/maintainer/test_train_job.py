@@ -144,3 +144,22 @@ def test_cli_says_which_exercise_is_not_started_and_how_to_switch_the_reference(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "not started" in result.stdout and "DINO_COURSE_REFERENCE=" in result.stdout, result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("preset, warned, expected", [("cpu-digits", True, True), ("cpu-digits", False, False), ("tiny", True, False)])
+def test_a_warned_cpu_digits_run_points_to_the_known_limitation(monkeypatch, capsys, tmp_path, preset, warned, expected):
+    # The default preset collapses with the reference code too: a learner who sees the collapse
+    # warning must be told so, and how to compare with the reference, instead of hunting a bug.
+    import argparse
+
+    from dino_course import train_job
+
+    metrics = {"evaluations": [{"knn_top1": 50.0}], "train_seconds": 1.0,
+               "warnings": [{"epoch": 5, "warning": "collapse warning: ..."}] if warned else []}
+    monkeypatch.setattr(train_job, "run_training", lambda *a, **k: train_job.TrainResult(tmp_path, metrics))
+    parser = argparse.ArgumentParser()
+    train_job.add_train_arguments(parser)
+    args = parser.parse_args(["--preset", preset, "--output", str(tmp_path), "--no-progress"])
+    assert train_job.run_from_arguments(args) == 0
+    out = capsys.readouterr().out
+    assert ("DINO_COURSE_REFERENCE=all dino-course train" in out) is expected
