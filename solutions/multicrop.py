@@ -26,9 +26,10 @@ the student cannot match both by keeping low-level colour or texture statistics.
 
 Course implementation (named here): the crops of one image that share a size are augmented
 together as one batch, each crop with its own random parameters (`dino_course.photometric`);
-at the small CPU presets all crops of an image form one batch. The random draws and
-probabilities are the paper's; the pixel arithmetic differs from the original PIL pipeline in
-small ways listed in `MultiCropAugmentation`.
+at the small CPU presets all crops of an image form one batch. In DataLoader workers,
+`MultiCropDataset` augments the images of a whole batch together (`augment_batch`). The
+random draws and probabilities are the paper's; the pixel arithmetic differs from the
+original PIL pipeline in small ways listed in `MultiCropAugmentation`.
 
 Exercises (each marked in its docstring):
     sample_crop_box, group_by_resolution, collate_multicrop
@@ -302,8 +303,9 @@ CANVAS_MAX_SIZE = photometric.MATMUL_BLUR_MAX_SIZE
 # pays for the empty part of a global-size slot (2.3x the pixels at cpu-32)
 CANVAS_MIN_IMAGES_SPLIT = 4
 # above CANVAS_MAX_SIZE (the paper's 224 / 96 px views), at most this many images per batch: large
-# crops pay per pixel, and a batch of 16 images' global views (19 MB) ran 1.4x slower in 2
-# DataLoader workers than 1 image at a time; 2 images were 1.1x faster (benchmarks/README.md)
+# crops pay per pixel and the buffers outgrow the caches (16 images' global views: 19 MB). Paper
+# preset, 2 DataLoader workers, one run each: 1 / 2 / 4 / 16 images per batch gave 135 / 153 /
+# 130 / 98 images/s (benchmarks/README.md)
 LARGE_VIEWS_MAX_IMAGES = 2
 
 
