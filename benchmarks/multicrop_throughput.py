@@ -17,10 +17,15 @@ float32, ImageNet-normalised) with the same random choices and probabilities:
   antialiased bicubic resize instead of PIL's.
 
 Images/s counts source images, crops/s the views made from them. "1 process": the pipeline
-called in a loop with torch limited to one thread (both pipelines single-threaded). "workers":
-a DataLoader with `--workers` processes, batch size 16, `collate_multicrop`, timed from the
-first batch on (steady state: the workers' start-up is not counted), over 4x as many images
-as the single-process runs.
+called in a loop with torch limited to one thread (both pipelines single-threaded), one image
+at a time. "workers": a DataLoader with `--workers` processes, batch size 16,
+`collate_multicrop`, timed from the first batch on (steady state: the workers' start-up is not
+counted), over 4x as many images as the single-process runs. The datasets differ there: the
+baseline keeps a plain per-image Dataset (`__getitem__` only), as the original DINO does (an
+`ImageFolder` with the augmentation as its transform); the course uses
+`dino_course.multicrop.MultiCropDataset`, whose `__getitems__` augments the 16 images of a
+batch together (`MultiCropAugmentation.augment_batch`: same random choices per image, the
+photometric operations run once over the crops of all 16 images).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from torchvision import transforms
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DINO_COURSE_REFERENCE", "3.2")  # benchmark the reference pipeline
 
-from dino_course.multicrop import MULTICROP_PRESETS, MultiCropAugmentation, collate_multicrop  # noqa: E402
+from dino_course.multicrop import MULTICROP_PRESETS, MultiCropAugmentation, MultiCropDataset, collate_multicrop  # noqa: E402
 from dino_course.sample_images import sample_photo  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -82,6 +87,8 @@ class BaselineMultiCrop:
 
 
 class Photos(torch.utils.data.Dataset):
+    """The baseline's dataset: one image augmented per `__getitem__` call (as the original DINO)."""
+
     def __init__(self, images, augment, length: int) -> None:
         self.images, self.augment, self.length = images, augment, length
 
@@ -115,8 +122,11 @@ def with_workers(augment, images, n_images: int, workers: int, repeats: int) -> 
     best = 0.0
     batch_size = 16
     for _ in range(repeats):
-        loader = torch.utils.data.DataLoader(Photos(images, augment, n_images), batch_size=batch_size, num_workers=workers,
-                                             collate_fn=collate_multicrop)
+        if isinstance(augment, MultiCropAugmentation):  # the course: a batch of images augmented together
+            dataset = MultiCropDataset([images[index % len(images)] for index in range(n_images)], augment)
+        else:  # the baseline: image by image
+            dataset = Photos(images, augment, n_images)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_multicrop)
         batches = iter(loader)
         next(batches)
         start = time.perf_counter()
@@ -141,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         images = full_photos if preset == "paper" else [p.resize((96, 96)) for p in full_photos]
         n_views = 2 + sizes["n_local_crops"]
         n_images = (24 if args.quick else 64) if preset == "paper" else (128 if args.quick else 512)
-        pipelines = {"baseline (torchvision, PIL)": BaselineMultiCrop(**sizes), "course (batched per size)": MultiCropAugmentation(**sizes)}
+        pipelines = {"baseline (torchvision, PIL)": BaselineMultiCrop(**sizes), "course (batched per size; workers: per batch)": MultiCropAugmentation(**sizes)}
         # repeats interleave the pipelines, so a busy spell on a shared machine hits both alike
         single = {name: 0.0 for name in pipelines}
         parallel = {name: 0.0 for name in pipelines}

@@ -30,9 +30,10 @@ the student cannot match both by keeping low-level colour or texture statistics.
 
 Course implementation (named here): the crops of one image that share a size are augmented
 together as one batch, each crop with its own random parameters (`dino_course.photometric`);
-at the small CPU presets all crops of an image form one batch. The random draws and
-probabilities are the paper's; the pixel arithmetic differs from the original PIL pipeline in
-small ways listed in `MultiCropAugmentation`.
+at the small CPU presets all crops of an image form one batch. In DataLoader workers,
+`MultiCropDataset` augments the images of a whole batch together (`augment_batch`). The
+random draws and probabilities are the paper's; the pixel arithmetic differs from the
+original PIL pipeline in small ways listed in `MultiCropAugmentation`.
 
 Exercises (each marked in its docstring):
     sample_crop_box, group_by_resolution, collate_multicrop
@@ -264,6 +265,15 @@ BLUR_SIGMA = (0.1, 2.0)  # σ in pixels of the output crop, uniform
 # up to this view size all views of an image are augmented as one batch on one canvas (small
 # crops pay per tensor operation, not per pixel); above it, one batch per size
 CANVAS_MAX_SIZE = photometric.MATMUL_BLUR_MAX_SIZE
+# from this many images on, a batch of images is augmented one size at a time even at the small
+# presets: the tensor operations are then shared by enough crops, and a local view no longer
+# pays for the empty part of a global-size slot (2.3x the pixels at cpu-32)
+CANVAS_MIN_IMAGES_SPLIT = 4
+# above CANVAS_MAX_SIZE (the paper's 224 / 96 px views), at most this many images per batch: large
+# crops pay per pixel and the buffers outgrow the caches (16 images' global views: 19 MB). Paper
+# preset, 2 DataLoader workers, one run each: 1 / 2 / 4 / 16 images per batch gave 135 / 153 /
+# 130 / 98 images/s (benchmarks/README.md)
+LARGE_VIEWS_MAX_IMAGES = 2
 
 
 @dataclass
@@ -337,7 +347,8 @@ class MultiCropAugmentation:
       rotated with torchvision's float HSV formulas (PIL converts to 8-bit HSV and back);
     - the blur is an exactly sampled Gaussian with edge pixels repeated, truncated at 3 σ_max,
       σ_max the largest σ among the views blurred together (the blurred views of one size of an
-      image; at the small presets, all blurred views of an image), instead of PIL's
+      image; at the small presets, all blurred views of an image; with `augment_batch`, of the
+      images augmented together), instead of PIL's
       three-box-blur approximation of the same σ;
     - the resize is torch's antialiased bicubic (uint8) instead of PIL's (values within a few
       levels of each other).
@@ -430,18 +441,45 @@ class MultiCropAugmentation:
 
     def sample(self, image, generator: torch.Generator | None = None) -> MultiCropSample:
         """Like calling the augmentation, but also return each view's box and augmentations."""
-        pixels = image_to_uint8_tensor(image)
-        height, width = pixels.shape[-2:]
-        boxes = [sample_crop_box(int(height), int(width), r.scale, ASPECT_RATIO_RANGE, generator) for r in self.recipes]
-        result = MultiCropSample(views=[], recipes=list(self.recipes), boxes=boxes, image_size=(int(height), int(width)))
-        for start, end in self._runs():
-            self._augment_run(pixels, self.recipes[start:end], boxes[start:end], generator, result)
-        return result
+        return self.sample_batch([image], generator)[0]
 
-    def _runs(self) -> list[tuple[int, int]]:
+    def augment_batch(self, images: Sequence) -> list[list[torch.Tensor]]:
+        """The views of each of `images`, as `[augment(image) for image in images]` gives them,
+        but augmented together: far fewer tensor operations per image (see `sample_batch`)."""
+        return [result.views for result in self.sample_batch(images)]
+
+    def sample_batch(self, images: Sequence, generator: torch.Generator | None = None) -> list[MultiCropSample]:
+        """`sample` for several images at once: one `MultiCropSample` per image, in order.
+
+        Each image gets its own boxes and its own random choices, with the same probabilities
+        as `sample`; the photometric operations then run once over the crops of *all* the
+        images (view-major: view v of every image, then view v + 1), so a batch of B images
+        costs about as many tensor operations as one image. What `MultiCropDataset` calls in
+        DataLoader workers. With one image it is exactly `sample` (same random draws). From
+        `CANVAS_MIN_IMAGES_SPLIT` images on, small views are batched one size at a time (no
+        shared canvas); views larger than `CANVAS_MAX_SIZE` (the paper's) at most
+        `LARGE_VIEWS_MAX_IMAGES` images at a time.
+        """
+        if not isinstance(images, (list, tuple)) or len(images) == 0:
+            raise ValueError(f"images must be a non-empty list of images, got {images!r:.60}")
+        pixels = [image_to_uint8_tensor(image) for image in images]
+        results = []
+        for source in pixels:
+            height, width = (int(side) for side in source.shape[-2:])
+            boxes = [sample_crop_box(height, width, r.scale, ASPECT_RATIO_RANGE, generator) for r in self.recipes]
+            results.append(MultiCropSample(views=[], recipes=list(self.recipes), boxes=boxes, image_size=(height, width)))
+        for start, end in self._runs(one_canvas=len(images) < CANVAS_MIN_IMAGES_SPLIT):
+            # large views pay per pixel: a few images at a time keep the buffers small
+            chunk = len(images) if self.recipes[start].size <= CANVAS_MAX_SIZE else LARGE_VIEWS_MAX_IMAGES
+            for first in range(0, len(images), chunk):
+                mine = results[first : first + chunk]
+                self._augment_run(pixels[first : first + chunk], self.recipes[start:end], [r.boxes[start:end] for r in mine], generator, mine)
+        return results
+
+    def _runs(self, one_canvas: bool = True) -> list[tuple[int, int]]:
         """Index ranges of the views augmented as one batch: runs of equal-size views, or all
-        views at once when they are small (then on one canvas, see `_augment_run`)."""
-        if max(r.size for r in self.recipes) <= CANVAS_MAX_SIZE:
+        views at once when they are small and `one_canvas` (then on one canvas, see `_augment_run`)."""
+        if one_canvas and max(r.size for r in self.recipes) <= CANVAS_MAX_SIZE:
             return [(0, len(self.recipes))]
         runs, start = [], 0
         for index in range(1, len(self.recipes) + 1):
@@ -456,33 +494,45 @@ class MultiCropAugmentation:
             self._probability_cache[key] = [(r.flip_p, r.jitter_p, r.grayscale_p, r.blur_p, r.solarize_p) for r in recipes]
         return self._probability_cache[key]
 
-    def _augment_run(self, pixels, recipes, boxes, generator, result: MultiCropSample) -> None:
-        """Augment views as one batch `(n, 3, side, side)`. Views of a smaller size than `side`
-        (small presets: locals with the globals) fill the top-left of their canvas slot; every
-        operation is per pixel except contrast's mean and the blur, which are told the sizes."""
-        n, sizes = len(recipes), [r.size for r in recipes]
-        side = max(sizes)
+    def _augment_run(self, pixels, recipes, boxes, generator, results: list[MultiCropSample]) -> None:
+        """Augment views of B images as one batch `(V_run · B, 3, side, side)`, view-major: crop
+        `v · B + b` is view v of image b (`pixels[b]`, `boxes[b][v]`). Views of a smaller size
+        than `side` (small presets: locals with the globals) fill the top-left of their canvas
+        slot; every operation is per pixel except contrast's mean and the blur, which are told
+        the sizes."""
+        n_images = len(pixels)
+        view_sizes = [r.size for r in recipes]
+        side = max(view_sizes)
+        # view-major: each view's crops of all images are consecutive, so crops of one size form
+        # one block of the batch (one copy in, one slice out)
+        all_recipes = [r for r in recipes for _ in range(n_images)]
+        sizes = [r.size for r in all_recipes]
+        all_boxes = [boxes[b][v] for v in range(len(recipes)) for b in range(n_images)]
+        sources = pixels * len(recipes)
+        n = len(all_recipes)
         mixed = None if min(sizes) == side else sizes
+        blocks, start = [], 0  # (first crop, end, size) of each run of equal-size views
+        for index in range(1, len(recipes) + 1):
+            if index == len(recipes) or view_sizes[index] != view_sizes[start]:
+                blocks.append((start * n_images, index * n_images, view_sizes[start]))
+                start = index
 
         # every random number of the run in one draw, then plain Python: per view, 5 uniforms
         # that decide whether flip / jitter / grayscale / blur / solarisation fire (each with the
         # view's own probability), 4 jitter factors, 4 keys whose ranking is the jitter order, σ
         draws = torch.rand(n, 14, generator=generator).tolist()
-        fired = [[u < p for u, p in zip(d[:5], probabilities)] for d, probabilities in zip(draws, self._probabilities(recipes))]
+        fired = [[u < p for u, p in zip(d[:5], probabilities)] for d, probabilities in zip(draws, self._probabilities(all_recipes))]
         flipped, jittered, grayscaled, blurred, solarized = (list(column) for column in zip(*fired))
 
         # bicubic with antialiasing, as TF.resized_crop does (calling interpolate directly saves
         # its dispatch overhead); the flip is done on the small uint8 crop, right after its resize
         resized = []
-        for (top, left, h, w), flip, size in zip(boxes, flipped, sizes):
-            crop = F.interpolate(pixels[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
+        for source, (top, left, h, w), flip, size in zip(sources, all_boxes, flipped, sizes):
+            crop = F.interpolate(source[None, :, top : top + h, left : left + w], size=(size, size), mode="bicubic", antialias=True)
             resized.append(crop.flip(-1) if flip else crop)
         crops = (torch.zeros if mixed else torch.empty)(n, 3, side, side)  # (n, 3, side, side)
-        start = 0
-        for index in range(1, n + 1):  # one copy (channels-last uint8 -> float32) per run of equal sizes
-            if index == n or sizes[index] != sizes[start]:
-                crops[start:index, :, : sizes[start], : sizes[start]].copy_(torch.cat(resized[start:index]))
-                start = index
+        for first, end, size in blocks:  # one copy (channels-last uint8 -> float32) per block of equal sizes
+            crops[first:end, :, :size, :size].copy_(torch.cat(resized[first:end]))
         crops.div_(255.0)
 
         if any(jittered):
@@ -511,19 +561,79 @@ class MultiCropAugmentation:
 
         if self.normalize:
             crops = crops.sub_(_NORMALIZE_MEAN).div_(_NORMALIZE_STD)  # TF.normalize, in place
-        if mixed:
-            result.views.extend(view if size == side else view[:, :size, :size].contiguous() for view, size in zip(crops.unbind(0), sizes))
-        else:
-            result.views.extend(crops.unbind(0))
-        result.flipped.extend(flipped)
-        result.jittered.extend(jittered)
-        result.grayscaled.extend(grayscaled)
-        result.blur_sigma.extend(s if b else None for s, b in zip(sigma, blurred))
-        result.solarized.extend(solarized)
+        views = []  # crop order; smaller views cut out of their slots one block at a time
+        for first, end, size in blocks:
+            block = crops[first:end] if size == side else crops[first:end, :, :size, :size].contiguous()
+            views.extend(block.unbind(0))
+        for b, result in enumerate(results):
+            mine = slice(b, n, n_images)  # view v of image b is crop v · B + b
+            result.views.extend(views[mine])
+            result.flipped.extend(flipped[mine])
+            result.jittered.extend(jittered[mine])
+            result.grayscaled.extend(grayscaled[mine])
+            result.blur_sigma.extend(s if on else None for s, on in zip(sigma[mine], blurred[mine]))
+            result.solarized.extend(solarized[mine])
 
 
 _NORMALIZE_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _NORMALIZE_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+class MultiCropDataset(torch.utils.data.Dataset):
+    """A map-style dataset of multi-crop views: item i is `augment(image i)` (with its label, if any).
+
+    `__getitem__` augments one image. `__getitems__` augments a list of images together with
+    `MultiCropAugmentation.augment_batch`: a `DataLoader` with a batch size calls it (PyTorch
+    >= 2.1) with the indices of one batch and hands the returned list, one item per index, to
+    its `collate_fn` (e.g. `collate_multicrop`). Small crops cost per tensor operation, not
+    per pixel, so augmenting a batch at once is what makes the workers fast (course choice:
+    the original DINO augments image by image in its workers; the random choices are the same).
+
+    Args:
+        images: a sequence of images (PIL images or uint8 tensors `(3, H, W)`), or a map-style
+            dataset whose items are images or `(image, label)` pairs (e.g. `ImageFolder`
+            without a transform).
+        augment: the `MultiCropAugmentation` to apply.
+
+    Raises:
+        TypeError: `images` has no length or indexing, or `augment` is not a
+            `MultiCropAugmentation`.
+
+    Example:
+        >>> dataset = MultiCropDataset([Image.new("RGB", (40, 40))] * 4, MultiCropAugmentation.from_preset("cpu-32"))
+        >>> loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=collate_multicrop)
+        >>> [tuple(v.shape) for v in next(iter(loader))[:3]]
+        [(4, 3, 32, 32), (4, 3, 32, 32), (4, 3, 16, 16)]
+    """
+
+    def __init__(self, images, augment: MultiCropAugmentation) -> None:
+        if not (hasattr(images, "__len__") and hasattr(images, "__getitem__")) or isinstance(images, (str, bytes)):
+            raise TypeError(f"images must be a sequence of images or a map-style dataset, got {type(images).__name__}")
+        if not isinstance(augment, MultiCropAugmentation):
+            raise TypeError(f"augment must be a MultiCropAugmentation, got {type(augment).__name__}")
+        self.images, self.augment = images, augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _image_and_label(self, index: int):
+        item = self.images[index]
+        if isinstance(item, tuple) and len(item) == 2:
+            return item
+        return item, None
+
+    def __getitem__(self, index: int):
+        image, label = self._image_and_label(index)
+        views = self.augment(image)
+        return views if label is None else (views, label)
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        """The items at `indices`, as `[self[i] for i in indices]` would give them, augmented together."""
+        images, labels = zip(*(self._image_and_label(index) for index in indices)) if len(indices) else ((), ())
+        if not images:
+            return []
+        views = self.augment.augment_batch(list(images))
+        return [v if label is None else (v, label) for v, label in zip(views, labels)]
 
 
 def denormalize(view: torch.Tensor) -> torch.Tensor:

@@ -351,3 +351,182 @@ def test_views_are_not_overwritten_by_later_calls():
         views.append(augment.sample(photo(90, 120, seed=seed), generator=generator).views)
         kept.append([v.clone() for v in views[-1]])
     assert all(torch.equal(v, k) for vs, ks in zip(views, kept) for v, k in zip(vs, ks))
+
+
+# ----------------------------------------------------------------------------- several images at once (MultiCropDataset)
+# `sample_batch` augments the crops of several images as one batch; everything above must still
+# hold image by image. Batches of 16 (the benchmark's DataLoader batch) and of 3 (one canvas per
+# batch at the small presets, below `CANVAS_MIN_IMAGES_SPLIT`).
+
+
+def many_batched_samples(augment, images, n_batches, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [s for _ in range(n_batches) for s in augment.sample_batch(images, generator=generator)]
+
+
+@pytest.mark.parametrize("preset", sorted(ref.MULTICROP_PRESETS))
+@pytest.mark.parametrize("n_images", [1, 3, 5])  # 5: split into batches per size / 2+2+1 images at the paper's sizes
+def test_getitems_gives_one_view_list_per_index(preset, n_images):
+    sizes = ref.MULTICROP_PRESETS[preset]
+    g, loc = sizes["global_size"], sizes["local_size"]
+    dataset = ref.MultiCropDataset([photo(seed=i) for i in range(7)], ref.MultiCropAugmentation.from_preset(preset))
+    indices = [6, 0, 3, 1, 2][:n_images]
+    items = dataset.__getitems__(indices)
+    assert isinstance(items, list) and len(items) == n_images
+    for views in items:
+        assert [tuple(v.shape) for v in views] == [(3, g, g)] * 2 + [(3, loc, loc)] * sizes["n_local_crops"]
+        assert all(v.dtype == torch.float32 and v.is_contiguous() and torch.isfinite(v).all() for v in views)
+    assert [tuple(v.shape) for v in dataset[4]] == [tuple(v.shape) for v in items[0]]
+    assert len(dataset) == 7 and dataset.__getitems__([]) == []
+
+
+def test_each_image_of_a_batch_gets_views_of_itself_in_order():
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (120, 120, 120), (250, 250, 0)]
+    for preset in ("cpu-32", "paper"):
+        augment = ref.MultiCropAugmentation.from_preset(preset, augmentations=(), normalize=False)
+        for n_images in (2, 5):
+            images = [Image.new("RGB", (40 + 7 * i, 30 + 5 * i), colours[i]) for i in range(n_images)]
+            for sample, colour in zip(augment.sample_batch(images), colours):
+                expected = torch.tensor(colour, dtype=torch.float32).view(3, 1, 1) / 255.0
+                for view in sample.views:
+                    torch.testing.assert_close(view, expected.expand_as(view), rtol=0, atol=1e-6)
+            assert [s.image_size for s in augment.sample_batch(images)] == [(30 + 5 * i, 40 + 7 * i) for i in range(n_images)]
+
+
+def test_one_image_batch_is_exactly_sample():
+    for preset in ("cpu-32", "paper"):
+        augment = ref.MultiCropAugmentation.from_preset(preset)
+        alone = augment.sample(photo(90, 70), generator=torch.Generator().manual_seed(5))
+        batched = augment.sample_batch([photo(90, 70)], generator=torch.Generator().manual_seed(5))[0]
+        assert alone.boxes == batched.boxes and alone.blur_sigma == batched.blur_sigma
+        assert all(torch.equal(a, b) for a, b in zip(alone.views, batched.views))
+
+
+def test_batched_normalisation_of_constant_images_is_exact():
+    colours = [(200, 30, 90), (10, 240, 128), (0, 0, 0), (255, 255, 255)]
+    augment = ref.MultiCropAugmentation.from_preset("cpu-32", augmentations=())
+    dataset = ref.MultiCropDataset([Image.new("RGB", (50, 40), c) for c in colours], augment)
+    for views, colour in zip(dataset.__getitems__([0, 1, 2, 3]), colours):
+        expected = (torch.tensor(colour) / 255.0 - torch.tensor(ref.IMAGENET_MEAN)) / torch.tensor(ref.IMAGENET_STD)
+        for view in views:
+            torch.testing.assert_close(view.mean(dim=(1, 2)), expected, rtol=0, atol=1e-5)
+            torch.testing.assert_close(view.std(dim=(1, 2)), torch.zeros(3), rtol=0, atol=1e-5)
+
+
+def test_batched_normalised_statistics_of_photos():
+    skimage_data = pytest.importorskip("skimage.data")
+    images = [Image.fromarray(skimage_data.chelsea()), Image.fromarray(skimage_data.astronaut()), Image.fromarray(skimage_data.coffee())] * 2
+    items = ref.MultiCropAugmentation.from_preset("cpu-32").augment_batch(images)
+    for size in (32, 16):
+        views = torch.stack([v for views in items for v in views if v.shape[-1] == size])
+        assert views.mean(dim=(0, 2, 3)).abs().max() < 1.5
+        assert 0.2 < views.std() < 2.0
+
+
+@pytest.mark.parametrize("batch", [3, 16])
+def test_batched_flip_grayscale_and_jitter_rates_from_pixels(batch):
+    n_batches = 320 // batch
+    columns = torch.arange(120).view(1, 1, -1).expand(3, 100, 120).to(torch.uint8)
+    augment = ref.MultiCropAugmentation(global_size=32, local_size=16, n_local_crops=6, augmentations=("flip",), normalize=False)
+    samples = many_batched_samples(augment, [columns] * batch, n_batches)
+    flipped = [bool(v[0, :, -1].mean() < v[0, :, 0].mean()) for s in samples for v in s.views]
+    assert flipped == [f for s in samples for f in s.flipped]
+    assert rate_ok(sum(flipped), len(flipped), 0.5)
+
+    augment = ref.MultiCropAugmentation(global_size=32, local_size=16, n_local_crops=6, augmentations=("grayscale",), normalize=False)
+    samples = many_batched_samples(augment, [Image.new("RGB", (60, 50), (220, 40, 90))] * batch, n_batches)
+    grey = [bool((v[0] - v[1]).abs().max() < 1e-6 and (v[1] - v[2]).abs().max() < 1e-6) for s in samples for v in s.views]
+    assert grey == [g for s in samples for g in s.grayscaled]
+    assert rate_ok(sum(grey), len(grey), 0.2)
+
+    colour = torch.tensor((150, 90, 60)) / 255.0
+    augment = ref.MultiCropAugmentation(global_size=16, local_size=8, n_local_crops=6, augmentations=("color_jitter",), normalize=False)
+    samples = many_batched_samples(augment, [Image.new("RGB", (40, 40), (150, 90, 60))] * batch, n_batches)
+    changed = [bool((v.mean(dim=(1, 2)) - colour).abs().max() > 1e-4) for s in samples for v in s.views]
+    assert changed == [j for s in samples for j in s.jittered]
+    assert rate_ok(sum(changed), len(changed), 0.8)
+
+
+@pytest.mark.parametrize("batch", [3, 16])
+def test_batched_solarisation_only_on_the_second_global_view(batch):
+    augment = ref.MultiCropAugmentation(global_size=16, local_size=8, n_local_crops=6, augmentations=("solarize",), normalize=False)
+    samples = many_batched_samples(augment, [Image.new("RGB", (40, 40), (230, 200, 180))] * batch, 800 // batch)
+    solarised = [[bool(v.mean() < 0.5) for v in s.views] for s in samples]
+    assert not any(views[0] for views in solarised), "solarisation touched the first global view"
+    assert not any(any(views[2:]) for views in solarised), "solarisation touched a local view"
+    assert rate_ok(sum(views[1] for views in solarised), len(samples), 0.2)
+    assert solarised == [s.solarized for s in samples]
+
+
+@pytest.mark.parametrize("batch", [3, 16])
+def test_batched_blur_rates_per_view_and_that_records_match_pixels(batch):
+    rng = np.random.default_rng(1)
+    noise = torch.from_numpy(rng.integers(0, 256, (3, 24, 24), dtype=np.uint8))
+    augment = ref.MultiCropAugmentation(global_size=24, local_size=24, n_local_crops=6, global_scale=(1.0, 1.0),
+                                        local_scale=(1.0, 1.0), augmentations=("blur",), normalize=False)
+    samples = many_batched_samples(augment, [noise] * batch, 256 // batch)
+    image = noise.float() / 255.0
+    for s in samples:
+        for view, sigma in zip(s.views, s.blur_sigma):
+            if sigma is None:
+                assert torch.allclose(view, image, atol=1e-6), "an unblurred view differs from the image"
+            elif sigma >= 0.5:
+                assert view.std() < 0.9 * image.std(), "a view recorded as blurred is not smoother"
+    blurred = [[sigma is not None for sigma in s.blur_sigma] for s in samples]
+    assert all(b[0] for b in blurred), "the first global view must always be blurred (p = 1.0)"
+    assert rate_ok(sum(b[1] for b in blurred), len(samples), 0.1)
+    locals_ = [x for b in blurred for x in b[2:]]
+    assert rate_ok(sum(locals_), len(locals_), 0.5)
+
+
+def test_batched_crops_of_small_views_match_a_blur_free_single_image_path():
+    """Crop, resize, flip and colour ops of a batch give, per image, what one image alone gives
+    with the same boxes and parameters: checked with jitter and blur off (grayscale and flip on),
+    where no parameter depends on the other crops of the batch."""
+    augment = ref.MultiCropAugmentation.from_preset("cpu-32", augmentations=("flip", "grayscale"))
+    images = [photo(70 + i, 90 - i, seed=i) for i in range(5)]
+    for sample, image in zip(augment.sample_batch(images, generator=torch.Generator().manual_seed(2)), images):
+        pixels = ref.image_to_uint8_tensor(image)
+        for view, (top, left, h, w), flip, grey, recipe in zip(sample.views, sample.boxes, sample.flipped, sample.grayscaled, sample.recipes):
+            crop = torch.nn.functional.interpolate(pixels[None, :, top : top + h, left : left + w], size=(recipe.size,) * 2,
+                                                   mode="bicubic", antialias=True)[0].float() / 255.0
+            crop = crop.flip(-1) if flip else crop
+            crop = photometric.to_grayscale(crop[None])[0].expand(3, -1, -1) if grey else crop
+            expected = (crop - torch.tensor(ref.IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(ref.IMAGENET_STD).view(3, 1, 1)
+            torch.testing.assert_close(view, expected, rtol=0, atol=1e-5)
+
+
+class LabelledPhotos(torch.utils.data.Dataset):
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        return photo(50 + index, 60, seed=index), index
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_multicrop_dataset_in_a_dataloader(workers):
+    dataset = ref.MultiCropDataset(LabelledPhotos(), ref.MultiCropAugmentation.from_preset("cpu-32"))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=workers, collate_fn=ref.collate_multicrop)
+    batches = list(loader)
+    assert [labels.tolist() for _, labels in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    for views, labels in batches:
+        assert [tuple(v.shape) for v in views] == [(len(labels), 3, 32, 32)] * 2 + [(len(labels), 3, 16, 16)] * 6
+        assert all(torch.isfinite(v).all() for v in views)
+    unlabelled = ref.MultiCropDataset([photo(seed=i) for i in range(5)], ref.MultiCropAugmentation.from_preset("cpu-32"))
+    views = next(iter(torch.utils.data.DataLoader(unlabelled, batch_size=5, num_workers=workers, collate_fn=ref.collate_multicrop)))
+    assert [tuple(v.shape) for v in views] == [(5, 3, 32, 32)] * 2 + [(5, 3, 16, 16)] * 6
+
+
+def test_multicrop_dataset_and_sample_batch_name_bad_arguments():
+    augment = ref.MultiCropAugmentation.from_preset("cpu-32")
+    with pytest.raises(TypeError, match="images"):
+        ref.MultiCropDataset(5, augment)
+    with pytest.raises(TypeError, match="augment"):
+        ref.MultiCropDataset([photo()], lambda image: [image])
+    with pytest.raises(ValueError, match="images"):
+        augment.sample_batch([])
+    with pytest.raises(ValueError, match="images"):
+        augment.sample_batch(photo())
+    with pytest.raises(TypeError, match="image must be"):
+        ref.MultiCropDataset([photo(), "not an image"], augment).__getitems__([0, 1])
