@@ -43,33 +43,32 @@ JITTER_OPERATIONS = ("brightness", "contrast", "saturation", "hue")
 _GRAY_COLUMN = torch.tensor(GRAY_WEIGHTS).view(3, 1)
 
 
-def _per_crop(factor: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
-    """(n,) parameters -> (n, 1, 1, 1) so they broadcast over (n, 3, H, W)."""
-    return factor.to(crops.dtype).view(-1, 1, 1, 1)
-
-
 def to_grayscale(crops: torch.Tensor) -> torch.Tensor:
     """(n, 3, H, W) -> (n, 1, H, W) luma."""
     r, g, b = crops.unbind(dim=1)
     return (GRAY_WEIGHTS[0] * r + GRAY_WEIGHTS[1] * g + GRAY_WEIGHTS[2] * b).unsqueeze(1)
 
 
+# The three blends are one operation, `_blend` (below), which is what the pipeline runs; these
+# name its three uses for a tensor of per-crop factors `(n,)`.
+
+
 def adjust_brightness(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Scale towards black: factor 0 gives black, 1 leaves the crop unchanged."""
-    return (crops * _per_crop(factor, crops)).clamp_(0.0, 1.0)
+    f = factor.tolist()
+    return _blend(crops, own=f, grey=[0.0] * len(f), mean_grey=[0.0] * len(f))
 
 
 def adjust_contrast(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Blend with the crop's mean grey level: factor 0 gives a flat grey crop."""
-    mean = to_grayscale(crops).mean(dim=(-3, -2, -1), keepdim=True)  # (n, 1, 1, 1)
-    f = _per_crop(factor, crops)
-    return (f * crops + (1.0 - f) * mean).clamp_(0.0, 1.0)
+    f = factor.tolist()
+    return _blend(crops, own=f, grey=[0.0] * len(f), mean_grey=[1.0 - x for x in f])
 
 
 def adjust_saturation(crops: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Blend with the grey version of the crop: factor 0 gives a grey crop."""
-    f = _per_crop(factor, crops)
-    return (f * crops + (1.0 - f) * to_grayscale(crops)).clamp_(0.0, 1.0)
+    f = factor.tolist()
+    return _blend(crops, own=f, grey=[1.0 - x for x in f], mean_grey=[0.0] * len(f))
 
 
 _CHANNEL_SHIFTS = torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)  # n in HSV -> RGB for R, G, B
