@@ -481,12 +481,7 @@ class MultiCropAugmentation:
         views at once when they are small and `one_canvas` (then on one canvas, see `_augment_run`)."""
         if one_canvas and max(r.size for r in self.recipes) <= CANVAS_MAX_SIZE:
             return [(0, len(self.recipes))]
-        runs, start = [], 0
-        for index in range(1, len(self.recipes) + 1):
-            if index == len(self.recipes) or self.recipes[index].size != self.recipes[start].size:
-                runs.append((start, index))
-                start = index
-        return runs
+        return _equal_size_runs([r.size for r in self.recipes])
 
     def _probabilities(self, recipes: list[ViewRecipe]) -> list[tuple[float, ...]]:
         key = tuple(recipes)
@@ -511,11 +506,8 @@ class MultiCropAugmentation:
         sources = pixels * len(recipes)
         n = len(all_recipes)
         mixed = None if min(sizes) == side else sizes
-        blocks, start = [], 0  # (first crop, end, size) of each run of equal-size views
-        for index in range(1, len(recipes) + 1):
-            if index == len(recipes) or view_sizes[index] != view_sizes[start]:
-                blocks.append((start * n_images, index * n_images, view_sizes[start]))
-                start = index
+        # (first crop, end, size) of each run of equal-size views
+        blocks = [(start * n_images, end * n_images, view_sizes[start]) for start, end in _equal_size_runs(view_sizes)]
 
         # every random number of the run in one draw, then plain Python: per view, 5 uniforms
         # that decide whether flip / jitter / grayscale / blur / solarisation fire (each with the
@@ -575,6 +567,16 @@ class MultiCropAugmentation:
             result.solarized.extend(solarized[mine])
 
 
+def _equal_size_runs(sizes: list[int]) -> list[tuple[int, int]]:
+    """Index ranges `(start, end)` of the runs of consecutive equal values in the recipes' `sizes`."""
+    runs, start = [], 0
+    for index in range(1, len(sizes) + 1):
+        if index == len(sizes) or sizes[index] != sizes[start]:
+            runs.append((start, index))
+            start = index
+    return runs
+
+
 _NORMALIZE_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 _NORMALIZE_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
@@ -629,9 +631,9 @@ class MultiCropDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list:
         """The items at `indices`, as `[self[i] for i in indices]` would give them, augmented together."""
-        images, labels = zip(*(self._image_and_label(index) for index in indices)) if len(indices) else ((), ())
-        if not images:
+        if len(indices) == 0:
             return []
+        images, labels = zip(*(self._image_and_label(index) for index in indices))
         views = self.augment.augment_batch(list(images))
         return [v if label is None else (v, label) for v, label in zip(views, labels)]
 
