@@ -33,30 +33,22 @@ import torch
 os.environ.setdefault("DINO_COURSE_REFERENCE", "all")
 
 
-def lightly_run(config, epochs: int) -> list[tuple[float, float]]:
+def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     """(k-NN top-1, last loss) after each epoch, for lightly's DINO parts in the train job's setting."""
     from lightly.loss import DINOLoss as LightlyDINOLoss
     from lightly.models.modules import DINOProjectionHead as LightlyHead
     from lightly.models.utils import deactivate_requires_grad, update_momentum
 
     from dino_course import evaluation, training
-    from dino_course.batched_multicrop import BatchedMultiCrop, normalize_uint8
-    from dino_course.datasets import load_dataset
-    from dino_course.train_job import _batch_generator, _epoch_order, _Parts, build_model
+    from dino_course.batched_multicrop import normalize_uint8
+    from dino_course.train_job import _batch_generator, _epoch_order, _Parts, build_augmentation, build_model, build_schedules
 
-    data = load_dataset(config.dataset, size=config.image_size, test_fraction=config.test_fraction, seed=config.seed)
     n_train = data.train_images.shape[0]
     steps_per_epoch = n_train // config.batch_size
-    augment = BatchedMultiCrop(
-        global_size=config.global_size, local_size=config.local_size, n_local=config.n_local,
-        global_scale=tuple(config.global_scale), local_scale=tuple(config.local_scale), flip_p=config.flip_p,
-    )
-    backbone = copy.deepcopy(build_model(config, _Parts(), steps_per_epoch).student.backbone)  # the course run's initial weights
-    schedules = training.TrainingSchedules.create(
-        config.epochs, steps_per_epoch, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
-        warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay, weight_decay_end=config.weight_decay_end,
-        momentum_teacher=config.momentum_teacher, momentum_teacher_end=config.momentum_teacher_end,
-    )
+    augment = build_augmentation(config)
+    parts = _Parts()
+    backbone = copy.deepcopy(build_model(config, parts, steps_per_epoch).student.backbone)  # the course run's initial weights
+    schedules = build_schedules(config, parts, steps_per_epoch)
 
     def head():
         return LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
@@ -108,19 +100,15 @@ def lightly_run(config, epochs: int) -> list[tuple[float, float]]:
     return results
 
 
-def course_run(config, epochs: int) -> list[tuple[float, float]]:
+def course_run(config, steps_per_epoch: int, epochs: int) -> list[tuple[float, float]]:
     """(k-NN top-1, last loss) after each epoch, from `dino-course train`'s own loop."""
-    from dino_course.datasets import load_dataset
     from dino_course.train_job import run_training
 
-    data = load_dataset(config.dataset, size=config.image_size, test_fraction=config.test_fraction, seed=config.seed)
-    steps_per_epoch = data.train_images.shape[0] // config.batch_size
     with tempfile.TemporaryDirectory() as folder:
         result = run_training(config.replace(eval_every=1), folder, quiet=True, progress=False, figures=False,
                               stop_after=epochs * steps_per_epoch)
     metrics = result.metrics
-    per_epoch = metrics["steps_per_epoch"]
-    losses = [float("nan")] + [metrics["iterations"][(e + 1) * per_epoch - 1]["loss"] for e in range(epochs)]
+    losses = [float("nan")] + [metrics["iterations"][(e + 1) * steps_per_epoch - 1]["loss"] for e in range(epochs)]
     return [(row["knn_top1"], loss) for row, loss in zip(metrics["evaluations"], losses)]
 
 
@@ -132,19 +120,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*weight_norm.*")  # lightly's head still uses the old weight_norm
+    from dino_course.datasets import load_dataset
     from dino_course.train_job import PRESETS
 
     config = PRESETS[args.preset]
-    course = course_run(config, args.epochs)
-    peer = lightly_run(config, args.epochs)
+    data = load_dataset(config.dataset, data=config.data, size=config.image_size, test_fraction=config.test_fraction, seed=config.seed)
+    course = course_run(config, data.train_images.shape[0] // config.batch_size, args.epochs)
+    peer = lightly_run(config, data, args.epochs)
     print(f"preset {args.preset}, {args.epochs} epochs, torch threads {torch.get_num_threads()}; "
           f"log K = {math.log(config.output_dim):.3f} (the loss against a uniform teacher)")
     print("| epoch | course k-NN top-1 (%) | course loss | lightly k-NN top-1 (%) | lightly loss |")
     print("| ---: | ---: | ---: | ---: | ---: |")
-    for epoch, ((c_knn, c_loss), (l_knn, l_loss)) in enumerate(zip(course, peer)):
-        def shown(loss: float) -> str:
-            return "-" if math.isnan(loss) else f"{loss:.3f}"
 
+    def shown(loss: float) -> str:
+        return "-" if math.isnan(loss) else f"{loss:.3f}"
+
+    for epoch, ((c_knn, c_loss), (l_knn, l_loss)) in enumerate(zip(course, peer)):
         print(f"| {epoch} | {c_knn:.1f} | {shown(c_loss)} | {l_knn:.1f} | {shown(l_loss)} |")
 
 

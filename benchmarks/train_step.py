@@ -118,16 +118,14 @@ def main() -> None:
 
     from dino_course import loss as course_loss
     from dino_course import training
-    from dino_course.batched_multicrop import BatchedMultiCrop
     from dino_course.datasets import load_digits
-    from dino_course.train_job import PRESETS, _Parts, build_model
+    from dino_course.train_job import PRESETS, _Parts, build_augmentation, build_model
 
     config = PRESETS[args.preset]
     parts = _Parts()
     data = load_digits(config.image_size)
     images = data.train_images[: config.batch_size]
-    augment = BatchedMultiCrop(global_size=config.global_size, local_size=config.local_size, n_local=config.n_local,
-                               global_scale=config.global_scale, local_scale=config.local_scale, flip_p=config.flip_p)
+    augment = build_augmentation(config)
     views = augment(images, torch.Generator().manual_seed(0))
     total_iterations = args.steps + args.warmup + 1
 

@@ -249,6 +249,24 @@ def build_model(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
     )
 
 
+def build_augmentation(config: TrainConfig) -> BatchedMultiCrop:
+    """The batched multi-crop views of `config`."""
+    return BatchedMultiCrop(
+        global_size=config.global_size, local_size=config.local_size, n_local=config.n_local,
+        global_scale=tuple(config.global_scale), local_scale=tuple(config.local_scale), flip_p=config.flip_p,
+    )
+
+
+def build_schedules(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
+    """Per-iteration lr, weight decay and teacher momentum of `config` (Lesson 4.4's `TrainingSchedules`)."""
+    return parts.training.TrainingSchedules.create(
+        config.epochs, steps_per_epoch, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
+        warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay,
+        weight_decay_end=config.weight_decay_end, momentum_teacher=config.momentum_teacher,
+        momentum_teacher_end=config.momentum_teacher_end,
+    )
+
+
 @torch.no_grad()
 def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Parts, epoch: int) -> dict:
     """k-NN accuracy of the teacher's backbone on the held-out split, and collapse statistics."""
@@ -333,10 +351,7 @@ def run_training(
         if steps_per_epoch < 1:
             raise ValueError(f"batch_size {config.batch_size} is larger than the {n_train} training images")
         shard = env.shard(config.batch_size)
-        augment = BatchedMultiCrop(
-            global_size=config.global_size, local_size=config.local_size, n_local=config.n_local,
-            global_scale=tuple(config.global_scale), local_scale=tuple(config.local_scale), flip_p=config.flip_p,
-        )
+        augment = build_augmentation(config)
         model = build_model(config, parts, steps_per_epoch)
         criterion = parts.loss.DINOLoss(
             config.output_dim, epochs=config.epochs, warmup_teacher_temp=config.warmup_teacher_temp,
@@ -344,12 +359,7 @@ def run_training(
             student_temp=config.student_temp, center_momentum=config.center_momentum,
         )
         optimizer = torch.optim.AdamW(parts.training.parameter_groups(model.student))
-        schedules = parts.training.TrainingSchedules.create(
-            config.epochs, steps_per_epoch, config.batch_size, base_lr=config.base_lr, min_lr=config.min_lr,
-            warmup_epochs=config.warmup_epochs, weight_decay=config.weight_decay,
-            weight_decay_end=config.weight_decay_end, momentum_teacher=config.momentum_teacher,
-            momentum_teacher_end=config.momentum_teacher_end,
-        )
+        schedules = build_schedules(config, parts, steps_per_epoch)
         metrics = {
             "config": config.to_dict(), "dataset": repr(data), "world_size": env.world_size,
             "steps_per_epoch": steps_per_epoch, "iterations": [], "evaluations": [], "warnings": [],
