@@ -12,6 +12,8 @@ Deviations from the DINO recipe (Caron et al. 2021, Appendix, after BYOL), named
   - horizontal flip probability is a parameter (0.5 in the paper; the digits preset turns it
     off, because a mirrored 2, 3, 7 or 9 is not a digit);
   - solarisation (p = 0.2) on the second global view, as in the paper.
+  - the normalisation is a parameter: ImageNet's mean and std by default, as in the paper; the
+    digits preset divides by the digits' std with no mean subtracted (see `train_job.PRESETS`).
 
 Randomness comes from an explicit `torch.Generator`, and the parameters of a whole global
 batch are drawn before a process takes its shard, so a run split over N processes sees
@@ -33,13 +35,25 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 `(B, 3, H, W)` → float32, scaled to [0, 1] and ImageNet-normalised (the evaluation input)."""
+def _check_channel_stats(mean, std) -> None:
+    for name, value in (("mean", mean), ("std", std)):
+        if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
+            raise ValueError(f"{name} must be three numbers, one per channel, got {value!r}")
+    if not all(v > 0 for v in std):
+        raise ValueError(f"std must be positive, got {std!r}")
+
+
+def normalize_uint8(
+    images: torch.Tensor, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+) -> torch.Tensor:
+    """uint8 `(B, 3, H, W)` → float32, scaled to [0, 1], then `(x - mean) / std` per channel
+    (ImageNet's statistics unless given; the evaluation input)."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be a tensor of shape (B, 3, H, W), got {getattr(images, 'shape', images)}")
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
+    _check_channel_stats(mean, std)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean_t) / std_t
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ class BatchedMultiCrop:
     jitter_p: float = 0.8  # paper: colour jitter with p = 0.8, strength 0.4 for brightness and contrast
     jitter_strength: float = 0.4
     solarize_p: float = 0.2  # paper: second global view only
+    mean: tuple[float, ...] = IMAGENET_MEAN  # per-channel normalisation of the views (paper: ImageNet's)
+    std: tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         for name in ("global_size", "local_size"):
@@ -67,6 +83,7 @@ class BatchedMultiCrop:
             low, high = getattr(self, name)
             if not 0.0 < low <= high <= 1.0:
                 raise ValueError(f"{name} must be (low, high) with 0 < low <= high <= 1, got {(low, high)}")
+        _check_channel_stats(self.mean, self.std)
 
     @property
     def n_views(self) -> int:
@@ -108,7 +125,7 @@ class BatchedMultiCrop:
             shard: which rows this process keeps (default: all).
 
         Returns:
-            `2 + n_local` float32 tensors, ImageNet-normalised: 2 global views `(b, 3, G, G)`
+            `2 + n_local` float32 tensors, normalised with `mean` and `std`: 2 global views `(b, 3, G, G)`
             then the local views `(b, 3, L, L)`, where b is the shard's size.
         """
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.dtype != torch.uint8:
@@ -132,6 +149,6 @@ class BatchedMultiCrop:
             view = ((view - mean) * contrast[shard].view(-1, 1, 1, 1) + mean).clamp(0, 1)
             view = torch.where(solarize[shard].view(-1, 1, 1, 1) & (view >= 0.5), 1.0 - view, view)
             views.append(view)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
         return [((view - mean) / std).contiguous() for view in views]

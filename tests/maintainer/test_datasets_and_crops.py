@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dino_course.batched_multicrop import BatchedMultiCrop
+from dino_course.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
 from dino_course.datasets import load_dataset, load_digits, load_image_folder
 
 pytestmark = pytest.mark.maintainer
@@ -49,3 +49,35 @@ def test_batched_crops_shapes_shards_and_determinism():
     for whole, first, second in zip(views, *halves):
         torch.testing.assert_close(torch.cat([first, second]), whole, rtol=0, atol=1e-6)
     assert not torch.equal(views[0], views[1])  # two different global views
+
+
+def test_views_and_evaluation_inputs_use_the_given_normalisation():
+    # The cpu-digits preset divides by the digits' std with no mean subtracted: a black pixel
+    # must stay exactly 0, a white one become 1 / std; the default stays ImageNet's.
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    images[:, :, :, 16:] = 255
+    mean, std = (0.0, 0.0, 0.0), (0.32, 0.32, 0.32)
+    pixels = normalize_uint8(images, mean, std)
+    assert pixels[:, :, :, :16].abs().max() == 0
+    torch.testing.assert_close(pixels[:, :, :, 16:], torch.full((2, 3, 32, 16), 1 / 0.32))
+    imagenet = normalize_uint8(images)
+    torch.testing.assert_close(imagenet[0, :, 0, 0], -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD))
+    # full-image global crops with no jitter: the view is the normalised image itself
+    crops = BatchedMultiCrop(global_size=32, local_size=16, n_local=0, global_scale=(1.0, 1.0), flip_p=0.0,
+                             jitter_p=0.0, solarize_p=0.0, mean=mean, std=std)
+    flat = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
+    for view in crops(flat, torch.Generator().manual_seed(0)):
+        torch.testing.assert_close(view, normalize_uint8(flat, mean, std), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mean, std, message", [
+    ((0.0, 0.0), (0.3, 0.3, 0.3), "mean must be three numbers"),
+    ((0.0, 0.0, 0.0), (0.3, 0.0, 0.3), "std must be positive"),
+    ((0.0, 0.0, 0.0), 0.3, "std must be three numbers"),
+])
+def test_a_bad_normalisation_is_named(mean, std, message):
+    images = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=message):
+        normalize_uint8(images, mean, std)
+    with pytest.raises(ValueError, match=message):
+        BatchedMultiCrop(mean=mean, std=std)
