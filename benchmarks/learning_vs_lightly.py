@@ -11,7 +11,9 @@ schedules (lr, weight decay, teacher momentum); only the DINO parts differ:
            CompleteDINOModel (3.3), DINOLoss (4.3), train_step (4.4)
   lightly: lightly.models.modules.DINOProjectionHead, lightly.loss.DINOLoss and
            lightly.models.utils.update_momentum in a plain loop (per-tensor clipping and the
-           last-layer freeze written as in the original)
+           last-layer freeze written as in the original); it runs the networks view by view,
+           as lightly's examples do, so a BatchNorm in its head sees one view's batch at a time
+           (the course's grouped forward shows it all views at once, as the original does)
 
 After every epoch it prints the held-out k-NN top-1 of each teacher backbone (k = 20,
 T = 0.07) and each run's last loss; log K (the loss of a student that matches a uniform
@@ -52,7 +54,8 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
 
     def head():
         return LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
-                           freeze_last_layer=config.freeze_last_layer, norm_last_layer=config.norm_last_layer)
+                           batch_norm=config.use_bn_in_head, freeze_last_layer=config.freeze_last_layer,
+                           norm_last_layer=config.norm_last_layer)
 
     student = torch.nn.ModuleDict({"backbone": backbone, "head": head()})
     teacher = torch.nn.ModuleDict({"backbone": copy.deepcopy(backbone), "head": head()})
@@ -66,8 +69,9 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     optimizer = torch.optim.AdamW(training.parameter_groups(student))
 
     def knn() -> float:
-        train = evaluation.extract_features(teacher["backbone"], normalize_uint8(data.train_images))
-        test = evaluation.extract_features(teacher["backbone"], normalize_uint8(data.test_images))
+        mean, std = config.pixel_mean, config.pixel_std
+        train = evaluation.extract_features(teacher["backbone"], normalize_uint8(data.train_images, mean, std))
+        test = evaluation.extract_features(teacher["backbone"], normalize_uint8(data.test_images, mean, std))
         top1, _ = evaluation.knn_accuracy(train, data.train_labels, test, data.test_labels, k=config.knn_k,
                                           temperature=config.knn_temperature, num_classes=len(data.classes))
         return top1

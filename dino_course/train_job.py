@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dino_course.batched_multicrop import BatchedMultiCrop, normalize_uint8
+from dino_course.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
 from dino_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from dino_course.datasets import ImageSet, load_dataset
 from dino_course.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
@@ -52,6 +52,8 @@ class TrainConfig:
     download: bool = False  # torchvision sets only: fetch them (never done unless asked)
     image_size: int = 32  # images are resized to this once, when loaded
     test_fraction: float = 0.2  # held-out share, used only by the k-NN monitor
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN  # inputs are (x - mean) / std per channel, x in [0, 1]
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
     # backbone
     patch_size: int = 16
     embed_dim: int = 384
@@ -70,6 +72,8 @@ class TrainConfig:
     global_scale: tuple[float, float] = (0.4, 1.0)
     local_scale: tuple[float, float] = (0.05, 0.4)
     flip_p: float = 0.5
+    jitter_p: float = 0.8  # brightness/contrast jitter of every view (colour jitter in the paper)
+    solarize_p: float = 0.2  # solarisation of the second global view
     # optimisation
     epochs: int = 100
     batch_size: int = 1024  # global batch, over all processes
@@ -116,15 +120,23 @@ PRESETS: dict[str, TrainConfig] = {
     "cpu-digits": TrainConfig(
         dataset="digits",
         image_size=32,
+        # inputs: divided by the digits' own pixel std (0.32) with no mean subtracted, so the black
+        # background (most of every image) is exactly 0, instead of ImageNet's mean and std, which turn
+        # it into -2.1, a large constant every patch token shares (see README, "The main job")
+        pixel_mean=(0.0, 0.0, 0.0), pixel_std=(0.32, 0.32, 0.32),
         # backbone: D = 96, 3 blocks, 3 heads (the course's TINY_CPU widths) with 8 px patches, a 4 x 4 grid
         # at 32 px, instead of ViT-S/16 at 224 px (4 px patches cost 4x more per step on a 2-core CPU)
         patch_size=8, embed_dim=96, depth=3, num_heads=3,
-        # head: K = 256 prototypes, 512 hidden, 64 bottleneck, instead of 65536 / 2048 / 256
-        output_dim=256, hidden_dim=512, bottleneck_dim=64,
+        # head: K = 256 prototypes, 512 hidden, 64 bottleneck, instead of 65536 / 2048 / 256; and BatchNorm
+        # after its hidden layers (the original's option, which it uses for ResNets, not ViTs): it takes
+        # out the part of the CLS feature that every image shares; without it the teacher's targets start
+        # out the same for every image and training drifts to the uniform collapse (README)
+        output_dim=256, hidden_dim=512, bottleneck_dim=64, use_bn_in_head=True,
         # crops: 32 px global / 16 px local, 4 locals (not 8); no flips (mirrored digits are not digits)
         global_size=32, local_size=16, n_local=4, global_scale=(0.4, 1.0), local_scale=(0.1, 0.4), flip_p=0.0,
-        # a short run: 30 epochs of 22 iterations of batch 64, base lr 2e-3 (not 5e-4), 1 warm-up epoch (not 10)
-        epochs=30, batch_size=64, base_lr=2e-3, warmup_epochs=1,
+        # 60 epochs of 22 iterations of batch 64 (about 4 minutes on 2 cores), base lr 4e-3 (not 5e-4),
+        # 1 warm-up epoch (not 10)
+        epochs=60, batch_size=64, base_lr=4e-3, warmup_epochs=1,
         # the teacher must follow within a few hundred steps: momentum 0.99 -> 1 instead of 0.996 -> 1
         momentum_teacher=0.99,
         # teacher temperature 0.04 throughout (the original's default; the paper's 0.07 needs a 30-epoch warm-up)
@@ -254,6 +266,8 @@ def build_augmentation(config: TrainConfig) -> BatchedMultiCrop:
     return BatchedMultiCrop(
         global_size=config.global_size, local_size=config.local_size, n_local=config.n_local,
         global_scale=tuple(config.global_scale), local_scale=tuple(config.local_scale), flip_p=config.flip_p,
+        jitter_p=config.jitter_p, solarize_p=config.solarize_p,
+        mean=tuple(config.pixel_mean), std=tuple(config.pixel_std),
     )
 
 
@@ -271,8 +285,8 @@ def build_schedules(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
 def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Parts, epoch: int) -> dict:
     """k-NN accuracy of the teacher's backbone on the held-out split, and collapse statistics."""
     backbone = model.teacher.backbone
-    train_features = parts.evaluation.extract_features(backbone, normalize_uint8(data.train_images))
-    test_images = normalize_uint8(data.test_images)
+    train_features = parts.evaluation.extract_features(backbone, normalize_uint8(data.train_images, config.pixel_mean, config.pixel_std))
+    test_images = normalize_uint8(data.test_images, config.pixel_mean, config.pixel_std)
     test_features = parts.evaluation.extract_features(backbone, test_images)
     top1, top5 = parts.evaluation.knn_accuracy(
         train_features, data.train_labels, test_features, data.test_labels,
@@ -287,8 +301,8 @@ def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Part
 
 def raw_pixel_knn(data: ImageSet, config: TrainConfig, parts: _Parts) -> float:
     """k-NN top-1 on the normalised pixels themselves: the baseline a learnt feature should beat."""
-    train = normalize_uint8(data.train_images).flatten(1)
-    test = normalize_uint8(data.test_images).flatten(1)
+    train = normalize_uint8(data.train_images, config.pixel_mean, config.pixel_std).flatten(1)
+    test = normalize_uint8(data.test_images, config.pixel_mean, config.pixel_std).flatten(1)
     top1, _ = parts.evaluation.knn_accuracy(
         train, data.train_labels, test, data.test_labels, k=config.knn_k,
         temperature=config.knn_temperature, num_classes=len(data.classes),
@@ -468,7 +482,7 @@ def run_training(
                 from dino_course.run_figures import plot_attention_figure, plot_training_curves
 
                 plot_training_curves(metrics, output_dir / "training_curves.png")
-                images = normalize_uint8(data.test_images[:6])
+                images = normalize_uint8(data.test_images[:6], config.pixel_mean, config.pixel_std)
                 maps = parts.evaluation.cls_attention_maps(model.teacher.backbone, images)
                 masks = parts.evaluation.attention_mass_mask(maps)
                 plot_attention_figure(data.test_images[:6], maps, masks, output_dir / "attention_maps.png")
@@ -494,16 +508,16 @@ def not_started_message(error: ExerciseNotStarted) -> str:
 TRAIN_EPILOG = """\
 presets (--preset; every departure from the paper's recipe is named):
   cpu-digits (default)  scikit-learn's digits at 32 px, no download. Compared with the paper:
-                        ViT D=96, 3 blocks, 3 heads, 8 px patches (not ViT-S/16); head K=256,
-                        hidden 512, bottleneck 64 (not 65536/2048/256); crops 32/16 px with 4 locals
-                        (not 224/96 with 8), no flips, no blur or colour jitter beyond
-                        brightness/contrast; 30 epochs of batch 64, base lr 2e-3 (not 5e-4),
+                        inputs divided by the digits' std 0.32 with no mean subtracted (not
+                        ImageNet's mean and std); ViT D=96, 3 blocks, 3 heads, 8 px patches (not
+                        ViT-S/16); head K=256, hidden 512, bottleneck 64 (not 65536/2048/256),
+                        with BatchNorm (the original's option for ResNets); crops 32/16 px with
+                        4 locals (not 224/96 with 8), no flips, no blur or colour jitter beyond
+                        brightness/contrast; 60 epochs of batch 64, base lr 4e-3 (not 5e-4),
                         1 warm-up epoch (not 10); teacher momentum 0.99 -> 1 (not 0.996 -> 1);
                         teacher temperature 0.04 throughout (the original's default).
-                        Known weak: in our measurements it gains only about 6 points of k-NN
-                        over a random ViT (52 % vs 46 %) within its budget, far from the 90 %
-                        target; the teacher drifts to uniform outputs, with lightly's DINO parts
-                        too (see README, "The main job").
+                        Measured (reference code, 2-core CPU, 3 seeds): held-out k-NN from 70 %
+                        at random init to 92.8 % (90.5-93.9 %) in about 4 minutes (README).
   paper                 the ViT-S/16 recipe: for a GPU cluster, not for a laptop.
   tiny                  seconds; for smoke tests only.
 
@@ -573,15 +587,29 @@ def run_from_arguments(args) -> int:
             f"done: held-out k-NN top-1 {last['knn_top1']:.1f} % after {config.epochs} epochs "
             f"({result.metrics['train_seconds']:.0f} s of training); outputs in {result.output_dir}/"
         )
-        if result.metrics["warnings"] and args.preset == "cpu-digits":
-            print(KNOWN_LIMITATION_NOTE)
+        if args.preset == "cpu-digits" and fell_short_of_reference(config, result.metrics):
+            print(COMPARE_WITH_REFERENCE_NOTE)
     return 0
 
 
-# Printed after a cpu-digits run that warned: the collapse it reports happens with the reference
-# code too, so a learner should compare with the reference before hunting for a bug.
-KNOWN_LIMITATION_NOTE = (
-    "note: the cpu-digits preset is known to drift to uniform teacher outputs within its budget even with the "
-    "reference code (and with lightly's DINO parts); see README, 'The main job'. To check your own code, compare "
-    "with a reference run: DINO_COURSE_REFERENCE=all dino-course train --output runs/reference"
+# What the reference code reaches with the full cpu-digits preset (3 seeds: README, "The main job").
+# A run of the same length that ends well below it, or that warned, most likely has an exercise
+# that passes its checks but differs from the reference somewhere the checks do not look.
+CPU_DIGITS_EXPECTED_KNN = 85.0
+COMPARE_WITH_REFERENCE_NOTE = (
+    "note: with the reference code this preset ends at 90-94 % held-out k-NN with no warning "
+    "(README, 'The main job'). Compare with a reference run: "
+    "DINO_COURSE_REFERENCE=all dino-course train --output runs/reference; then switch the reference on "
+    "lesson by lesson (e.g. DINO_COURSE_REFERENCE=4.3 dino-course train) to find the exercise that differs."
 )
+
+
+def fell_short_of_reference(config: TrainConfig, metrics: dict) -> bool:
+    """True when a cpu-digits run on the digits warned, or ran the preset's full length and ended
+    below the k-NN the reference reaches (`CPU_DIGITS_EXPECTED_KNN`)."""
+    if config.dataset != "digits" or config.data is not None:
+        return False  # the reference's figure is for the digits only
+    if metrics["warnings"]:
+        return True
+    full_length = config.epochs >= PRESETS["cpu-digits"].epochs
+    return full_length and bool(metrics["evaluations"]) and metrics["evaluations"][-1]["knn_top1"] < CPU_DIGITS_EXPECTED_KNN
