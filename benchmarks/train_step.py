@@ -146,7 +146,8 @@ def main() -> None:
                        batch_norm=config.use_bn_in_head, freeze_last_layer=1, norm_last_layer=config.norm_last_layer)
     student = torch.nn.ModuleDict({"backbone": backbone, "head": head})
     teacher_head = LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
-                               batch_norm=config.use_bn_in_head, freeze_last_layer=1, norm_last_layer=config.norm_last_layer)
+                               batch_norm=config.use_bn_in_head, freeze_last_layer=1,
+                               norm_last_layer=config.norm_last_layer)
     teacher_head.load_state_dict(head.state_dict())  # (deepcopy fails on weight-normalised layers)
     teacher = torch.nn.ModuleDict({"backbone": copy.deepcopy(backbone), "head": teacher_head})
     deactivate_requires_grad(teacher)

@@ -37,7 +37,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _check_channel_stats(mean, std) -> None:
     for name, value in (("mean", mean), ("std", std)):
-        if not isinstance(value, (tuple, list)) or len(value) != 3 or not all(isinstance(v, (int, float)) for v in value):
+        numbers = isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) for v in value)
+        if not numbers or len(value) != 3:
             raise ValueError(f"{name} must be three numbers, one per channel, got {value!r}")
     if not all(v > 0 for v in std):
         raise ValueError(f"std must be positive, got {std!r}")

@@ -285,7 +285,8 @@ def build_schedules(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
 def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Parts, epoch: int) -> dict:
     """k-NN accuracy of the teacher's backbone on the held-out split, and collapse statistics."""
     backbone = model.teacher.backbone
-    train_features = parts.evaluation.extract_features(backbone, normalize_uint8(data.train_images, config.pixel_mean, config.pixel_std))
+    train_images = normalize_uint8(data.train_images, config.pixel_mean, config.pixel_std)
+    train_features = parts.evaluation.extract_features(backbone, train_images)
     test_images = normalize_uint8(data.test_images, config.pixel_mean, config.pixel_std)
     test_features = parts.evaluation.extract_features(backbone, test_images)
     top1, top5 = parts.evaluation.knn_accuracy(
@@ -612,4 +613,6 @@ def fell_short_of_reference(config: TrainConfig, metrics: dict) -> bool:
     if metrics["warnings"]:
         return True
     full_length = config.epochs >= PRESETS["cpu-digits"].epochs
-    return full_length and bool(metrics["evaluations"]) and metrics["evaluations"][-1]["knn_top1"] < CPU_DIGITS_EXPECTED_KNN
+    if not full_length or not metrics["evaluations"]:
+        return False
+    return metrics["evaluations"][-1]["knn_top1"] < CPU_DIGITS_EXPECTED_KNN

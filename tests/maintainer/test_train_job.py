@@ -155,7 +155,9 @@ def test_cli_says_which_exercise_is_not_started_and_how_to_switch_the_reference(
     ("cpu-digits", ["--dataset", "cifar10"], True, 50.0, False),  # the reference's figure is for the digits
     ("tiny", [], True, 50.0, False),  # a smoke preset has no reference result
 ])
-def test_a_cpu_digits_run_that_falls_short_points_to_the_reference(monkeypatch, capsys, tmp_path, preset, extra, warned, knn, expected):
+def test_a_cpu_digits_run_that_falls_short_points_to_the_reference(
+    monkeypatch, capsys, tmp_path, preset, extra, warned, knn, expected
+):
     # A learner whose run warns or ends far below the reference's result must be told what the
     # reference reaches and how to find the exercise that differs, instead of guessing.
     import argparse
