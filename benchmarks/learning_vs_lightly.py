@@ -37,11 +37,9 @@ os.environ.setdefault("DINO_COURSE_REFERENCE", "all")
 
 def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     """(k-NN top-1, last loss) after each epoch, for lightly's DINO parts in the train job's setting."""
-    from lightly.loss import DINOLoss as LightlyDINOLoss
-    from lightly.models.modules import DINOProjectionHead as LightlyHead
-    from lightly.models.utils import deactivate_requires_grad, update_momentum
+    from lightly_dino import LightlyDINO
 
-    from dino_course import evaluation, training
+    from dino_course import evaluation
     from dino_course.batched_multicrop import normalize_uint8
     from dino_course.train_job import _batch_generator, _epoch_order, _Parts, build_augmentation, build_model, build_schedules
 
@@ -52,21 +50,8 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     backbone = copy.deepcopy(build_model(config, parts, steps_per_epoch).student.backbone)  # the course run's initial weights
     schedules = build_schedules(config, parts, steps_per_epoch)
 
-    def head():
-        return LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
-                           batch_norm=config.use_bn_in_head, freeze_last_layer=config.freeze_last_layer,
-                           norm_last_layer=config.norm_last_layer)
-
-    student = torch.nn.ModuleDict({"backbone": backbone, "head": head()})
-    teacher = torch.nn.ModuleDict({"backbone": copy.deepcopy(backbone), "head": head()})
-    teacher["head"].load_state_dict(student["head"].state_dict())  # (deepcopy fails on weight-normalised layers)
-    deactivate_requires_grad(teacher)
-    criterion = LightlyDINOLoss(
-        config.output_dim, warmup_teacher_temp=config.warmup_teacher_temp, teacher_temp=config.teacher_temp,
-        warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs, student_temp=config.student_temp,
-        center_momentum=config.center_momentum,
-    )
-    optimizer = torch.optim.AdamW(training.parameter_groups(student))
+    lightly = LightlyDINO(backbone, config)
+    teacher = lightly.teacher
 
     def knn() -> float:
         mean, std = config.pixel_mean, config.pixel_std
@@ -82,23 +67,7 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
         for position in range(steps_per_epoch):
             batch = data.train_images[order[position * config.batch_size : (position + 1) * config.batch_size]]
             views = augment(batch, _batch_generator(config, it))
-            for group in optimizer.param_groups:
-                group["lr"] = float(schedules.lr[it])
-            optimizer.param_groups[0]["weight_decay"] = float(schedules.weight_decay[it])
-            with torch.no_grad():
-                teacher_out = [teacher["head"](teacher["backbone"](v)) for v in views[:2]]
-            student_out = [student["head"](student["backbone"](v)) for v in views]
-            loss = criterion(teacher_out, student_out, epoch=epoch)
-            optimizer.zero_grad()
-            loss.backward()
-            for p in student.parameters():  # the original's per-tensor clipping
-                if p.grad is not None:
-                    p.grad.mul_(torch.clamp(config.clip_grad / (p.grad.norm() + 1e-6), max=1.0))
-            student["head"].cancel_last_layer_gradients(current_epoch=epoch)
-            optimizer.step()
-            momentum = float(schedules.momentum[it])
-            update_momentum(student["backbone"], teacher["backbone"], m=momentum)
-            update_momentum(student["head"], teacher["head"], m=momentum)
+            loss = lightly.step(views, it, epoch, schedules)
             it += 1
         results.append((knn(), loss.item()))
     return results

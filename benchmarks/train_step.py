@@ -111,10 +111,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from lightly.loss import DINOLoss as LightlyDINOLoss
-    from lightly.models.modules import DINOProjectionHead as LightlyHead
-    from lightly.models.utils import deactivate_requires_grad, update_momentum
     from lightly.transforms import DINOTransform
+    from lightly_dino import LightlyDINO
 
     from dino_course import loss as course_loss
     from dino_course import training
@@ -141,38 +139,10 @@ def main() -> None:
         training.train_step(model, criterion, optimizer, views, i, 0, schedules, clip_grad=config.clip_grad, freeze_last_layer=1)
 
     # ---- the same step from lightly's components (same backbone weights)
-    backbone = copy.deepcopy(model.student.backbone)
-    head = LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
-                       batch_norm=config.use_bn_in_head, freeze_last_layer=1, norm_last_layer=config.norm_last_layer)
-    student = torch.nn.ModuleDict({"backbone": backbone, "head": head})
-    teacher_head = LightlyHead(backbone.embed_dim, config.hidden_dim, config.bottleneck_dim, config.output_dim,
-                               batch_norm=config.use_bn_in_head, freeze_last_layer=1,
-                               norm_last_layer=config.norm_last_layer)
-    teacher_head.load_state_dict(head.state_dict())  # (deepcopy fails on weight-normalised layers)
-    teacher = torch.nn.ModuleDict({"backbone": copy.deepcopy(backbone), "head": teacher_head})
-    deactivate_requires_grad(teacher)
-    lightly_criterion = LightlyDINOLoss(config.output_dim, warmup_teacher_temp_epochs=0)
-    lightly_optimizer = torch.optim.AdamW(training.parameter_groups(student))
+    lightly = LightlyDINO(copy.deepcopy(model.student.backbone), config)
 
     def lightly_step(i: int) -> None:
-        for group in lightly_optimizer.param_groups:
-            group["lr"] = float(schedules.lr[i])
-        lightly_optimizer.param_groups[0]["weight_decay"] = float(schedules.weight_decay[i])
-        with torch.no_grad():
-            teacher_out = [teacher["head"](teacher["backbone"](v)) for v in views[:2]]
-        student_out = [student["head"](student["backbone"](v)) for v in views]
-        loss = lightly_criterion(teacher_out, student_out, epoch=0)
-        lightly_optimizer.zero_grad()
-        loss.backward()
-        for p in student.parameters():  # the original's per-tensor clipping
-            if p.grad is not None:
-                norm = p.grad.norm()
-                p.grad.mul_(torch.clamp(config.clip_grad / (norm + 1e-6), max=1.0))
-        head.cancel_last_layer_gradients(current_epoch=0)
-        lightly_optimizer.step()
-        momentum = float(schedules.momentum[i])
-        update_momentum(student["backbone"], teacher["backbone"], m=momentum)
-        update_momentum(student["head"], teacher["head"], m=momentum)
+        lightly.step(views, i, 0, schedules)
 
     step = course_step if args.only == "course" else lightly_step
     flops_per_second = matmul_flops_per_second()
