@@ -271,6 +271,31 @@ class LabNotebook:
             }"""
         )
 
+    def widget_messages_handled(self) -> int:
+        """How many widget messages (`comm_msg`) the kernel has finished handling since the page opened.
+
+        Counted from the kernel's own `idle` status replies on the iopub channel, so a moved
+        control's message is known to be handled only once the kernel says so, however long the
+        message took to get there (a busy machine can hold it back for seconds).
+        """
+        return self.page.evaluate(
+            """() => {
+                const session = window.jupyterapp.shell.currentWidget.sessionContext.session;
+                const kernel = session && session.kernel;
+                if (!kernel) return -1;
+                if (kernel.dinoCourseHandled === undefined) {
+                    kernel.dinoCourseHandled = 0;
+                    kernel.iopubMessage.connect((_, msg) => {
+                        if (msg.header.msg_type === 'status' && msg.content.execution_state === 'idle'
+                            && msg.parent_header && msg.parent_header.msg_type === 'comm_msg') {
+                            kernel.dinoCourseHandled += 1;
+                        }
+                    });
+                }
+                return kernel.dinoCourseHandled;
+            }"""
+        )
+
     def _prompts(self) -> list[str]:
         return self.page.eval_on_selector_all(
             f"{self.notebook_selector} .jp-CodeCell .jp-InputArea-prompt", "nodes => nodes.map(n => n.textContent.trim())"
@@ -446,6 +471,19 @@ class LabNotebook:
             }"""
         )
 
+    def _state_changes(self, control, state_before: str, within_s: float) -> bool:
+        """Whether the control shows another state within `within_s` (polled; a busy browser is slow).
+
+        Trying the other direction too early would undo a move that had merely not shown yet.
+        """
+        deadline = time.monotonic() + within_s
+        while True:
+            if self._state(control) != state_before:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
     def _move(self, kind: str, control, attempt: int) -> None:
         """One learner action on the control; `attempt` 1 tries the other direction/option."""
         keyboard = self.page.keyboard
@@ -479,26 +517,31 @@ class LabNotebook:
         else:
             raise ValueError(f"kind must be one of {sorted(CONTROL_KINDS)}, got {kind!r}")
 
-    def _wait_for_change(self, area, before: bytes, timeout_s: float, quiet_s: float = 3.0) -> bytes:
-        """The settled new picture, or `before` once the kernel has been idle `quiet_s` with no change.
+    def _wait_for_change(self, area, before: bytes, handled_before: int, timeout_s: float, quiet_s: float = 3.0):
+        """`(picture, why)`: the settled new picture, or `before` and why nothing changed.
 
-        A redraw is a round trip through the kernel (widget message in, display messages out),
-        so a kernel that stays idle for seconds after the move has nothing more to draw.
+        A redraw is a round trip through the kernel (widget message in, display messages out).
+        Once the kernel has finished handling a widget message sent after the move
+        (`widget_messages_handled()` above `handled_before`) and has then stayed idle for
+        `quiet_s` with no change, it has nothing more to draw. Until it has handled one, only
+        `timeout_s` ends the wait: an idle kernel may simply not have received the message yet.
         """
         deadline = time.monotonic() + timeout_s
         idle_since = None
         while time.monotonic() < deadline:
             if self._picture(area) != before:
-                return self._settled_picture(area, max(5.0, deadline - time.monotonic()))
+                return self._settled_picture(area, max(5.0, deadline - time.monotonic())), ""
             now = time.monotonic()
-            if self.kernel_status() == "idle":
+            if self.widget_messages_handled() > handled_before and self.kernel_status() == "idle":
                 idle_since = idle_since or now
                 if now - idle_since >= quiet_s:
-                    return before
+                    return before, f"the kernel handled the change and nothing was redrawn within {quiet_s:.0f} s"
             else:
                 idle_since = None
             time.sleep(0.3)
-        return before
+        if self.widget_messages_handled() > handled_before:
+            return before, f"nothing was redrawn within {timeout_s:.0f} s"
+        return before, f"the kernel did not handle any widget message within {timeout_s:.0f} s"
 
     def _next_button(self, cell, control):
         buttons = cell.locator("button.widget-button:not(.widget-toggle-button)")
@@ -540,12 +583,12 @@ class LabNotebook:
         before = self._settled_picture(area, timeout_s)
         area.screenshot(path=str(before_path), timeout=15_000)  # the artifact shows the controls too
         state_before = self._state(control)
+        handled_before = self.widget_messages_handled()
         detail = ""
         try:
             for attempt in (0, 1):  # a slider at its maximum only moves left, and so on
                 self._move(kind, control, attempt)
-                time.sleep(0.2)
-                if self._state(control) != state_before:
+                if self._state_changes(control, state_before, within_s=2.0):
                     break
             else:
                 detail = "the control did not react to the keyboard/mouse"
@@ -553,22 +596,23 @@ class LabNotebook:
             detail = f"a learner cannot operate it: {_why_not(error)}"
         operated = not detail
         self.page.mouse.move(0, 0)
-        after = self._wait_for_change(area, before, timeout_s)
+        after, unchanged_why = self._wait_for_change(area, before, handled_before, timeout_s)
         if after == before and operated:
             # A form (pick an answer, then press Check) shows its effect only after its button:
             # press the first button that follows the control in the same cell, as a learner would.
             button = self._next_button(cell, control)
             if button is not None:
                 button_label = button.inner_text().strip()
+                handled_before = self.widget_messages_handled()
                 button.click(timeout=ACTION_TIMEOUT_MS)
                 self.page.mouse.move(0, 0)
-                after = self._wait_for_change(area, before, timeout_s)
+                after, unchanged_why = self._wait_for_change(area, before, handled_before, timeout_s)
                 if after != before:
                     detail = f"changed after pressing '{button_label}'"
         area.screenshot(path=str(after_path), timeout=15_000)
         changed = operated and after != before  # a control that could not be moved changed nothing
         if not changed and not detail:
-            detail = "the picture did not change (the kernel went idle and nothing was redrawn)"
+            detail = f"the picture did not change ({unchanged_why})"
         return WidgetResult(cell_index, kind, label, changed, detail, before_path, after_path)
 
     def close(self) -> None:
