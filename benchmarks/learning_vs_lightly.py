@@ -40,7 +40,6 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     from lightly_dino import LightlyDINO
 
     from dino_course import evaluation
-    from dino_course.batched_multicrop import normalize_uint8
     from dino_course.train_job import _batch_generator, _epoch_order, _Parts, build_augmentation, build_model, build_schedules
 
     n_train = data.train_images.shape[0]
@@ -54,9 +53,8 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     teacher = lightly.teacher
 
     def knn() -> float:
-        mean, std = config.pixel_mean, config.pixel_std
-        train = evaluation.extract_features(teacher["backbone"], normalize_uint8(data.train_images, mean, std))
-        test = evaluation.extract_features(teacher["backbone"], normalize_uint8(data.test_images, mean, std))
+        train = evaluation.extract_features(teacher["backbone"], config.network_input(data.train_images))
+        test = evaluation.extract_features(teacher["backbone"], config.network_input(data.test_images))
         top1, _ = evaluation.knn_accuracy(train, data.train_labels, test, data.test_labels, k=config.knn_k,
                                           temperature=config.knn_temperature, num_classes=len(data.classes))
         return top1

@@ -99,6 +99,14 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
 
+    def network_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images `(N, C, H, W)` as the network sees them in this run: `(x / 255 - mean) / std`.
+
+        The one place evaluation, the raw-pixel baseline and the figures normalise, so that none
+        of them can fall back to other statistics than the training views (`build_augmentation`).
+        """
+        return normalize_uint8(images, self.pixel_mean, self.pixel_std)
+
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
 
@@ -285,9 +293,9 @@ def build_schedules(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
 def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Parts, epoch: int) -> dict:
     """k-NN accuracy of the teacher's backbone on the held-out split, and collapse statistics."""
     backbone = model.teacher.backbone
-    train_images = normalize_uint8(data.train_images, config.pixel_mean, config.pixel_std)
+    train_images = config.network_input(data.train_images)
     train_features = parts.evaluation.extract_features(backbone, train_images)
-    test_images = normalize_uint8(data.test_images, config.pixel_mean, config.pixel_std)
+    test_images = config.network_input(data.test_images)
     test_features = parts.evaluation.extract_features(backbone, test_images)
     top1, top5 = parts.evaluation.knn_accuracy(
         train_features, data.train_labels, test_features, data.test_labels,
@@ -302,8 +310,8 @@ def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Part
 
 def raw_pixel_knn(data: ImageSet, config: TrainConfig, parts: _Parts) -> float:
     """k-NN top-1 on the normalised pixels themselves: the baseline a learnt feature should beat."""
-    train = normalize_uint8(data.train_images, config.pixel_mean, config.pixel_std).flatten(1)
-    test = normalize_uint8(data.test_images, config.pixel_mean, config.pixel_std).flatten(1)
+    train = config.network_input(data.train_images).flatten(1)
+    test = config.network_input(data.test_images).flatten(1)
     top1, _ = parts.evaluation.knn_accuracy(
         train, data.train_labels, test, data.test_labels, k=config.knn_k,
         temperature=config.knn_temperature, num_classes=len(data.classes),
@@ -483,7 +491,7 @@ def run_training(
                 from dino_course.run_figures import plot_attention_figure, plot_training_curves
 
                 plot_training_curves(metrics, output_dir / "training_curves.png")
-                images = normalize_uint8(data.test_images[:6], config.pixel_mean, config.pixel_std)
+                images = config.network_input(data.test_images[:6])
                 maps = parts.evaluation.cls_attention_maps(model.teacher.backbone, images)
                 masks = parts.evaluation.attention_mass_mask(maps)
                 plot_attention_figure(data.test_images[:6], maps, masks, output_dir / "attention_maps.png")

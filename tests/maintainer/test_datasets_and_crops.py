@@ -7,6 +7,7 @@ import torch
 
 from dino_course.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
 from dino_course.datasets import load_dataset, load_digits, load_image_folder
+from dino_course.train_job import PRESETS, build_augmentation
 
 pytestmark = pytest.mark.maintainer
 
@@ -68,6 +69,17 @@ def test_views_and_evaluation_inputs_use_the_given_normalisation():
     flat = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
     for view in crops(flat, torch.Generator().manual_seed(0)):
         torch.testing.assert_close(view, normalize_uint8(flat, mean, std), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_evaluation_sees_the_images_as_training_does(preset):
+    # k-NN, the raw-pixel baseline and the attention figure go through config.network_input;
+    # a global view of a flat image with no colour change must be exactly that input.
+    config = PRESETS[preset].replace(global_size=PRESETS[preset].image_size, jitter_p=0.0, solarize_p=0.0)
+    size = config.image_size
+    images = torch.randint(0, 256, (2, 3, 1, 1), dtype=torch.uint8).expand(2, 3, size, size).contiguous()
+    view = build_augmentation(config)(images, torch.Generator().manual_seed(0))[0]
+    torch.testing.assert_close(view, config.network_input(images), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("mean, std, message", [
