@@ -16,6 +16,11 @@ centering, backward, per-tensor gradient clipping (3.0), last-layer freeze, Adam
 The augmentations are timed separately: the course's `BatchedMultiCrop` on a uint8 batch vs
 `lightly.transforms.DINOTransform` per PIL image, at the same crop sizes.
 
+Timed twice: in alternating rounds, each side in its own fresh process (so that its peak
+memory is its own), and paired: both steps in one process, alternating step by step, which
+compares them under the same machine conditions (on a shared machine, how fast a fresh process
+runs varies by 10-20 % from one process to the next, more than the two steps differ).
+
 Reported per step: median seconds, images/s (source images per second), peak memory (the
 process's max RSS growth on CPU, `torch.cuda.max_memory_allocated` on GPU), and the share of
 the machine's measured float32 matmul FLOP/s (a large square matmul) that the step reaches,
@@ -74,7 +79,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (default 3)")
-    parser.add_argument("--only", choices=["course", "lightly"], help=argparse.SUPPRESS)
+    parser.add_argument("--paired-steps", type=int, default=40,
+                        help="steps of each side timed alternately in one process (default 40; 0 skips)")
+    parser.add_argument("--only", choices=["course", "lightly", "paired"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only is None:  # each step in its own process, so that peak memory is its own
         import json
@@ -93,6 +100,13 @@ def main() -> None:
         def median_of(name: str, key: str) -> float:
             return statistics.median(row[key] for row in rounds[name])
 
+        paired = None
+        if args.paired_steps:
+            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", "paired"], capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"the paired benchmark failed:\n{out.stderr[-2000:]}")
+            paired = json.loads(out.stdout.strip().splitlines()[-1])
+
         info = rounds["course"][0]
         print(f"preset {args.preset}: batch {info['batch']}, {info['views']} views ({info['sizes']} px), torch threads {info['threads']}, "
               f"{args.rounds} alternating rounds of {args.steps} timed steps (medians over rounds below)")
@@ -104,6 +118,14 @@ def main() -> None:
                   f"{median_of(name, 'flops') / 1e9:.1f} | {100 * median_of(name, 'share'):.0f} % |")
         ratios = [l["seconds"] / c["seconds"] for c, l in zip(rounds["course"], rounds["lightly"])]
         print("lightly s/step / course s/step, per round: " + ", ".join(f"{r:.2f}" for r in ratios))
+        if paired:
+            course_times, lightly_times = paired["course"], paired["lightly"]
+            ratios = sorted(l / c for c, l in zip(course_times, lightly_times))
+            quartiles = statistics.quantiles(ratios, n=4)
+            print(f"paired, one process, the two steps alternating ({len(ratios)} pairs): course "
+                  f"{statistics.median(course_times):.3f} s/step, lightly {statistics.median(lightly_times):.3f} s/step; "
+                  f"lightly / course per pair: median {statistics.median(ratios):.2f} "
+                  f"(quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f})")
         print(f"augmentation of one batch: course BatchedMultiCrop {median_of('course', 'augment'):.3f} s, "
               f"lightly DINOTransform (per PIL image) {median_of('lightly', 'augment'):.3f} s")
         return
@@ -125,7 +147,7 @@ def main() -> None:
     images = data.train_images[: config.batch_size]
     augment = build_augmentation(config)
     views = augment(images, torch.Generator().manual_seed(0))
-    total_iterations = args.steps + args.warmup + 1
+    total_iterations = max(args.steps, args.paired_steps) + args.warmup + 1
 
     # ---- the course's step
     model = build_model(config, parts, total_iterations)
@@ -144,6 +166,21 @@ def main() -> None:
     def lightly_step(i: int) -> None:
         lightly.step(views, i, 0, schedules)
 
+    if args.only == "paired":
+        # Both steps in one process, alternating (course-lightly, then lightly-course), so that
+        # a busy spell of a shared machine slows both sides of a pair alike; the per-process
+        # rounds above also see how each process happens to be placed, which varies by 10-20 %.
+        time_steps(course_step, args.warmup)
+        time_steps(lightly_step, args.warmup)
+        times: dict[str, list[float]] = {"course": [], "lightly": []}
+        for i in range(args.paired_steps):
+            order = ("course", "lightly") if i % 2 == 0 else ("lightly", "course")
+            for name in order:
+                start = time.perf_counter()
+                (course_step if name == "course" else lightly_step)(args.warmup + i)
+                times[name].append(time.perf_counter() - start)
+        print(json.dumps(times))
+        return
     step = course_step if args.only == "course" else lightly_step
     flops_per_second = matmul_flops_per_second()
     before = peak_rss_mb()
