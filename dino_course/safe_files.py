@@ -3,12 +3,15 @@
 Everything the course writes for a learner (progress, checkpoints, generated stubs, metrics)
 goes through `atomic_write_bytes`: the data goes to a temporary file in the same folder,
 is flushed to disk, and then renamed over the target in one step, so a crash or Ctrl-C
-leaves either the old file or the new one, never a mix.
+leaves either the old file or the new one, never a mix. The file gets the permissions a plain
+`open(path, "w")` would give it (a replaced file keeps its own), not the temporary file's
+owner-only ones, so that an instructor can read a class's runs in a shared folder.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(handle, _mode_for(path))
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -29,6 +33,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits `path` keeps if it exists, else those a new file gets (0o666 less the umask)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask means setting it: put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
