@@ -38,7 +38,9 @@ from dino_course.grading import ExerciseNotStarted
 from dino_course.safe_files import atomic_write_text
 from dino_course.vit import ViTConfig, VisionTransformer
 
-__all__ = ["TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseMonitor"]
+__all__ = [
+    "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseMonitor", "loss_ignores_center",
+]
 
 
 @dataclass(frozen=True)
@@ -190,15 +192,57 @@ def collapse_statistics(teacher_logits: torch.Tensor, center: torch.Tensor, teac
     }
 
 
+def loss_ignores_center(dino_loss, out_dim: int, n_global_views: int = 2) -> bool:
+    """Whether `dino_loss` (Lesson 4.3's function) gives the same value with a zero center and a large one.
+
+    The DINO loss must subtract the center from the teacher's logits before sharpening, so the
+    two values differ by far for the reference. Probed with fixed random outputs; no process
+    group is used, so it is safe on the main process alone. A function that fails on the probe
+    gives False: no claim is made about it.
+    """
+    generator = torch.Generator().manual_seed(0)
+    batch = 4
+    student = torch.randn((n_global_views + 2) * batch, out_dim, generator=generator)
+    teacher = torch.randn(n_global_views * batch, out_dim, generator=generator)
+    try:
+        values = [
+            float(dino_loss(student, teacher, center, 0.04, 0.1, n_global_views))
+            for center in (torch.zeros(1, out_dim), 3 * torch.randn(1, out_dim, generator=generator))
+        ]
+    except Exception:  # a learner's function we cannot probe: say nothing rather than guess
+        return False
+    return math.isclose(values[0], values[1], rel_tol=1e-6, abs_tol=1e-6)
+
+
 class CollapseMonitor:
-    """Turns collapse statistics into warnings a learner can act on."""
+    """Turns collapse statistics into warnings a learner can act on.
+
+    The statistics are computed with the criterion's center, so a loss that never subtracts
+    the center looks like "uniform" (the center removes what dominates); `check` with the
+    run's `dino_loss` probes for that cause and names it first.
+    """
 
     UNIFORM = 0.95  # teacher_entropy above this: outputs nearly uniform
     DOMINANT = 0.05  # mean_entropy below this: one output takes everything
     FEATURES = 0.25  # feature_spread below this share of its value at initialisation: features merging
 
-    def check(self, stats: dict, initial: dict | None = None) -> list[str]:
-        """Warnings for `stats`; `initial` (the statistics before training) sets the feature-spread baseline."""
+    def check(self, stats: dict, initial: dict | None = None, dino_loss=None, out_dim: int = 0,
+              n_global_views: int = 2) -> list[str]:
+        """Warnings for `stats`; `initial` (the statistics before training) sets the feature-spread baseline.
+
+        With the run's `dino_loss` function and `out_dim` (K), a collapse warning is preceded by its
+        cause when that function ignores the center (`loss_ignores_center`).
+        """
+        warnings = self._from_statistics(stats, initial)
+        if warnings and dino_loss is not None and loss_ignores_center(dino_loss, out_dim, n_global_views):
+            warnings.insert(0, (
+                "collapse cause: dino_loss comes out the same whatever the center is, so the center is never "
+                "subtracted from the teacher's logits. In 4.3, sharpen (teacher_output - center) / teacher_temp. "
+                "(The statistics in the next warning are measured with the center, which hides this.)"
+            ))
+        return warnings
+
+    def _from_statistics(self, stats: dict, initial: dict | None) -> list[str]:
         warnings = []
         if stats["mean_entropy"] < self.DOMINANT:
             warnings.append(
@@ -425,7 +469,7 @@ def run_training(
             metrics["evaluations"].append(result)
             if initial is None:
                 return  # the statistics of a random network are the baseline, not a verdict
-            for warning in CollapseMonitor().check(result, initial):
+            for warning in CollapseMonitor().check(result, initial, parts.loss.dino_loss, config.output_dim):
                 metrics["warnings"].append({"epoch": epoch, "warning": warning})
                 _log(env, quiet, warning)
 

@@ -175,6 +175,42 @@ def test_a_cpu_digits_run_that_falls_short_points_to_the_reference(
     assert ("DINO_COURSE_REFERENCE=all dino-course train" in out) is expected
 
 
+HEALTHY = {"teacher_entropy": 0.5, "mean_entropy": 0.8, "feature_spread": 1.0, "teacher_temp": 0.04}
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({}, None),
+    ({"mean_entropy": 0.01}, "centering is too weak"),
+    ({"teacher_entropy": 0.99}, "Sharpening is too weak"),
+    ({"feature_spread": 0.1}, "features are merging"),
+])
+def test_the_collapse_monitor_names_each_collapse(changes, words):
+    from dino_course.train_job import CollapseMonitor
+
+    warnings = CollapseMonitor().check({**HEALTHY, **changes}, initial=HEALTHY)
+    assert (warnings == []) if words is None else (len(warnings) == 1 and words in warnings[0]), warnings
+
+
+def test_a_loss_that_ignores_the_center_is_named_as_the_cause(reference_on):
+    from dino_course import loss
+    from dino_course.train_job import CollapseMonitor, loss_ignores_center
+
+    def no_centering(student, teacher, center, *args):  # the learner's mistake: the center never reaches the loss
+        return loss.dino_loss(student, teacher, torch.zeros_like(center), *args)
+
+    def broken(*args):
+        raise RuntimeError("shape mismatch")
+
+    assert not loss_ignores_center(loss.dino_loss, 64)
+    assert loss_ignores_center(no_centering, 64)
+    assert not loss_ignores_center(broken, 64)  # cannot probe: no claim
+    uniform = {**HEALTHY, "teacher_entropy": 0.99}
+    warnings = CollapseMonitor().check(uniform, HEALTHY, no_centering, 64)
+    assert len(warnings) == 2 and warnings[0].startswith("collapse cause: dino_loss comes out the same"), warnings
+    assert CollapseMonitor().check(uniform, HEALTHY, loss.dino_loss, 64)[0].startswith("collapse warning")
+    assert CollapseMonitor().check(HEALTHY, HEALTHY, no_centering, 64) == []  # no collapse, no probe verdict
+
+
 @pytest.mark.timeout(600)
 def test_the_default_preset_learns_with_the_reference_code(tmp_path, reference_on):
     # The course's main claim, on the first third of a run: the cpu-digits preset (digits
