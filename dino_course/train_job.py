@@ -214,35 +214,23 @@ def loss_ignores_center(dino_loss, out_dim: int, n_global_views: int = 2) -> boo
     return math.isclose(values[0], values[1], rel_tol=1e-6, abs_tol=1e-6)
 
 
-class CollapseMonitor:
-    """Turns collapse statistics into warnings a learner can act on.
+CENTER_IGNORED = (
+    "problem found before training: dino_loss gives the same value whatever the center is, so the center is "
+    "never subtracted from the teacher's logits (in 4.3, sharpen (teacher_output - center) / teacher_temp). "
+    "Without centering the run drifts to a collapse, which the monitor, measuring with the center, reports as "
+    "uniform outputs. `dino-course check 4.3` shows the failing check; DINO_COURSE_REFERENCE=4.3 runs the reference."
+)
 
-    The statistics are computed with the criterion's center, so a loss that never subtracts
-    the center looks like "uniform" (the center removes what dominates); `check` with the
-    run's `dino_loss` probes for that cause and names it first.
-    """
+
+class CollapseMonitor:
+    """Turns collapse statistics into warnings a learner can act on."""
 
     UNIFORM = 0.95  # teacher_entropy above this: outputs nearly uniform
     DOMINANT = 0.05  # mean_entropy below this: one output takes everything
     FEATURES = 0.25  # feature_spread below this share of its value at initialisation: features merging
 
-    def check(self, stats: dict, initial: dict | None = None, dino_loss=None, out_dim: int = 0,
-              n_global_views: int = 2) -> list[str]:
-        """Warnings for `stats`; `initial` (the statistics before training) sets the feature-spread baseline.
-
-        With the run's `dino_loss` function and `out_dim` (K), a collapse warning is preceded by its
-        cause when that function ignores the center (`loss_ignores_center`).
-        """
-        warnings = self._from_statistics(stats, initial)
-        if warnings and dino_loss is not None and loss_ignores_center(dino_loss, out_dim, n_global_views):
-            warnings.insert(0, (
-                "collapse cause: dino_loss comes out the same whatever the center is, so the center is never "
-                "subtracted from the teacher's logits. In 4.3, sharpen (teacher_output - center) / teacher_temp. "
-                "(The statistics in the next warning are measured with the center, which hides this.)"
-            ))
-        return warnings
-
-    def _from_statistics(self, stats: dict, initial: dict | None) -> list[str]:
+    def check(self, stats: dict, initial: dict | None = None) -> list[str]:
+        """Warnings for `stats`; `initial` (the statistics before training) sets the feature-spread baseline."""
         warnings = []
         if stats["mean_entropy"] < self.DOMINANT:
             warnings.append(
@@ -469,11 +457,15 @@ def run_training(
             metrics["evaluations"].append(result)
             if initial is None:
                 return  # the statistics of a random network are the baseline, not a verdict
-            for warning in CollapseMonitor().check(result, initial, parts.loss.dino_loss, config.output_dim):
+            for warning in CollapseMonitor().check(result, initial):
                 metrics["warnings"].append({"epoch": epoch, "warning": warning})
                 _log(env, quiet, warning)
 
         total = config.epochs * steps_per_epoch
+        if env.is_main and loss_ignores_center(parts.loss.dino_loss, config.output_dim):
+            if not any(entry["warning"] == CENTER_IGNORED for entry in metrics["warnings"]):  # once, also on resume
+                metrics["warnings"].append({"epoch": start_it // steps_per_epoch, "warning": CENTER_IGNORED})
+            _log(env, quiet, CENTER_IGNORED)
         if start_it == 0 and env.is_main:
             metrics["raw_pixel_knn_top1"] = raw_pixel_knn(data, config, parts)
             run_evaluation(0)
@@ -637,7 +629,7 @@ def run_from_arguments(args) -> int:
     if not args.quiet and result.metrics["evaluations"]:
         last = result.metrics["evaluations"][-1]
         print(
-            f"done: held-out k-NN top-1 {last['knn_top1']:.1f} % after {config.epochs} epochs "
+            f"done: held-out k-NN top-1 {last['knn_top1']:.1f} % after {config.epochs} epoch{'s' * (config.epochs != 1)} "
             f"({result.metrics['train_seconds']:.0f} s of training); outputs in {result.output_dir}/"
         )
         if args.preset == "cpu-digits" and fell_short_of_reference(config, result.metrics):
