@@ -102,7 +102,8 @@ def main() -> None:
 
         paired = None
         if args.paired_steps:
-            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", "paired"], capture_output=True, text=True)
+            command = [sys.executable, __file__, *sys.argv[1:], "--only", "paired"]
+            out = subprocess.run(command, capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(f"the paired benchmark failed:\n{out.stderr[-2000:]}")
             paired = json.loads(out.stdout.strip().splitlines()[-1])
@@ -123,7 +124,8 @@ def main() -> None:
             ratios = sorted(l / c for c, l in zip(course_times, lightly_times))
             quartiles = statistics.quantiles(ratios, n=4)
             print(f"paired, one process, the two steps alternating ({len(ratios)} pairs): course "
-                  f"{statistics.median(course_times):.3f} s/step, lightly {statistics.median(lightly_times):.3f} s/step; "
+                  f"{statistics.median(course_times):.3f} s/step, "
+                  f"lightly {statistics.median(lightly_times):.3f} s/step; "
                   f"lightly / course per pair: median {statistics.median(ratios):.2f} "
                   f"(quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f})")
         print(f"augmentation of one batch: course BatchedMultiCrop {median_of('course', 'augment'):.3f} s, "

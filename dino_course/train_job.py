@@ -39,7 +39,8 @@ from dino_course.safe_files import atomic_write_text
 from dino_course.vit import ViTConfig, VisionTransformer
 
 __all__ = [
-    "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseMonitor", "loss_ignores_center",
+    "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseMonitor",
+    "loss_ignores_center",
 ]
 
 
@@ -629,7 +630,8 @@ def run_from_arguments(args) -> int:
     if not args.quiet and result.metrics["evaluations"]:
         last = result.metrics["evaluations"][-1]
         print(
-            f"done: held-out k-NN top-1 {last['knn_top1']:.1f} % after {config.epochs} epoch{'s' * (config.epochs != 1)} "
+            f"done: held-out k-NN top-1 {last['knn_top1']:.1f} % "
+            f"after {config.epochs} epoch{'s' * (config.epochs != 1)} "
             f"({result.metrics['train_seconds']:.0f} s of training); outputs in {result.output_dir}/"
         )
         if args.preset == "cpu-digits" and fell_short_of_reference(config, result.metrics):

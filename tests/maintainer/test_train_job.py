@@ -211,7 +211,8 @@ def test_a_loss_that_ignores_the_center_is_named_before_training(tmp_path, refer
     assert CENTER_IGNORED not in json.dumps(run_training(tiny(epochs=1), tmp_path / "right", quiet=True, progress=False,
                                                          figures=False).metrics["warnings"])
     monkeypatch.setattr(loss, "dino_loss", no_centering)  # DINOLoss.forward calls it too: the run trains this way
-    warnings = run_training(tiny(epochs=1), tmp_path / "wrong", quiet=True, progress=False, figures=False).metrics["warnings"]
+    run = run_training(tiny(epochs=1), tmp_path / "wrong", quiet=True, progress=False, figures=False)
+    warnings = run.metrics["warnings"]
     assert warnings[0] == {"epoch": 0, "warning": CENTER_IGNORED}, warnings
 
 
