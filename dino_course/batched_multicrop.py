@@ -52,9 +52,14 @@ def normalize_uint8(
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be a tensor of shape (B, 3, H, W), got {getattr(images, 'shape', images)}")
     _check_channel_stats(mean, std)
+    return _standardize(images.float() / 255.0, mean, std)
+
+
+def _standardize(pixels: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """float `(B, 3, H, W)` in [0, 1] → `(x - mean) / std` per channel (the statistics already checked)."""
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean_t) / std_t
+    return (pixels - mean_t) / std_t
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,4 @@ class BatchedMultiCrop:
             view = ((view - mean) * contrast[shard].view(-1, 1, 1, 1) + mean).clamp(0, 1)
             view = torch.where(solarize[shard].view(-1, 1, 1, 1) & (view >= 0.5), 1.0 - view, view)
             views.append(view)
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
-        return [((view - mean) / std).contiguous() for view in views]
+        return [_standardize(view, self.mean, self.std).contiguous() for view in views]
