@@ -7,34 +7,16 @@ a second or two, not the time to start a new Python), and prints the same verdic
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
-import sys
 
 from dino_course import reference
 from dino_course.grading.catalog import REPO_ROOT, TESTS_DIR, lessons
 from dino_course.grading.report import GradeReport
 
 
-def _reload_learner_modules() -> None:
-    """Pick up the learner's latest edits (a notebook keeps modules imported)."""
-    for lesson in lessons().values():
-        if reference.is_reference(lesson.id):
-            continue
-        for module in lesson.modules:
-            name = f"dino_course.{module}"
-            if name in sys.modules:
-                try:
-                    importlib.reload(sys.modules[name])
-                except Exception:  # the checks will import it again and report the error
-                    sys.modules.pop(name, None)
-
-
 def grade(lesson: str, exercise: str | None = None, *, verbose: bool = False) -> GradeReport:
     """Run the checks of `lesson` (optionally one `exercise`) and return the `GradeReport`."""
     import pytest
-
-    from dino_course.grading.pytest_plugin import GradeCollector
 
     known = lessons()
     if lesson not in known:
@@ -46,7 +28,6 @@ def grade(lesson: str, exercise: str | None = None, *, verbose: bool = False) ->
     files = [str(f) for f in files if f.exists()]
     if not files:
         return GradeReport()
-    _reload_learner_modules()
     args = [
         *files,
         f"--rootdir={REPO_ROOT}",
@@ -62,13 +43,27 @@ def grade(lesson: str, exercise: str | None = None, *, verbose: bool = False) ->
     ]
     if exercise is not None:
         args += ["--exercise", exercise]
-    collector = GradeCollector()
+    if verbose:
+        args.append("--details")
+    capture = _ConfigCapture()
     output = io.StringIO()
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        pytest.main(args, plugins=[collector])
+        pytest.main(args, plugins=[capture])
     if verbose:
         print(output.getvalue())
-    return collector.report()
+    grades = getattr(capture.config, "dino_grades", None)
+    if grades is None:  # pytest stopped before configuring (a usage error): say what it said
+        raise RuntimeError(f"the checks could not be run:\n{output.getvalue().strip()}")
+    return grades.report()
+
+
+class _ConfigCapture:
+    """A pytest plugin that keeps the run's config, whose `dino_grades` holds the verdicts."""
+
+    config = None
+
+    def pytest_configure(self, config) -> None:
+        self.config = config
 
 
 def check(lesson: str, exercise: str | None = None, *, verbose: bool = False) -> None:

@@ -6,28 +6,40 @@ Loaded by the repository's `conftest.py`. It adds:
     --maintainer        also run the course's own checks (tests/maintainer/)
     --lesson 3.1,3.2    only the checks of these lessons
     --exercise NAME     only the checks of this exercise (with --lesson)
+    --details           pytest's full failure reports as well (also with -v)
     --list-checks       with --collect-only: print "exercise-id <tab> test" for every check
 
-Each check is tied to one exercise with `@pytest.mark.exercise("3.1", "ema_update")`.
-A check that stops on the exercise's stub error is reported as *not started* (a skip, so
-a fresh clone's `pytest` exits 0); a failure is summarised in one line with its hint;
-every check gets a time limit so an endless loop fails its own exercise only.
+Each check is tied to one exercise with `@pytest.mark.exercise("3.1", "ema_update")` and runs
+in that exercise's isolated world (`dino_course.grading.isolation`): the learner's exercise,
+the reference for everything it builds on. An integration check, marked
+`@pytest.mark.integration("ema_update", ...)` as well, also takes the named exercises from the
+learner; it runs after the exercise's own checks and only when those named exercises pass.
+
+Verdicts: a check that stops on the exercise's stub error is *not started* (a skip, so a fresh
+clone's `pytest` exits 0); a failure is summarised in one line with its hint and the learner's
+file and line. Every exercise of the lessons graded gets a verdict, "not graded" when no check
+of it could run, and `pytest` exits non-zero when anything failed or could not be graded.
+One time limit per exercise: after one of its checks runs out of time, its other checks are
+reported "not run" at once.
 """
 
 from __future__ import annotations
 
+import ast
 import os
+import sys
 import traceback
+from pathlib import Path
 
 import pytest
 
 from dino_course import reference
-from dino_course.grading.catalog import PACKAGE_DIR, TESTS_DIR, exercises
+from dino_course.grading import isolation
+from dino_course.grading.catalog import TESTS_DIR, Exercise, exercises, lessons
 from dino_course.grading.errors import ExerciseNotStarted, LearnerCodeError
-from dino_course.grading.learner import import_learner_module
-from dino_course.grading.report import FAILED, NOT_STARTED, PASSED, CheckResult, GradeReport
+from dino_course.grading.report import FAILED, NOT_GRADED, NOT_STARTED, PASSED, CheckResult, GradeReport
 
-# Per-check time limit: the slowest reference check takes about 1 s on a laptop CPU, so 20 s
+# Per-exercise time limit: the slowest reference check takes about 1 s on a laptop CPU, so 20 s
 # only stops endless loops. DINO_COURSE_CHECK_TIME_LIMIT overrides it (the engine's own tests).
 CHECK_TIME_LIMIT_S = float(os.environ.get("DINO_COURSE_CHECK_TIME_LIMIT", "20"))
 MAINTAINER_DIR = TESTS_DIR / "maintainer"
@@ -40,12 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--maintainer", action="store_true", help="also run the course's own checks (tests/maintainer)")
     group.addoption("--lesson", default=None, help="only the checks of these lessons, e.g. 3.1 or 3.1,3.2")
     group.addoption("--exercise", default=None, help="only the checks of this exercise, e.g. ema_update")
+    group.addoption("--details", action="store_true", help="show pytest's full report of each failed check too")
     group.addoption("--list-checks", action="store_true", help="print each check's exercise id while collecting")
 
 
 def pytest_ignore_collect(collection_path, config: pytest.Config):
-    """Do not even import the course's own checks unless asked: a learner's broken file must not
-    break the collection of checks that are not theirs."""
+    """Do not even import the course's own checks unless asked."""
     if MAINTAINER_DIR == collection_path or MAINTAINER_DIR in collection_path.parents:
         return None if config.getoption("maintainer") else True
     if BROWSER_DIR == collection_path or BROWSER_DIR in collection_path.parents:
@@ -53,20 +65,97 @@ def pytest_ignore_collect(collection_path, config: pytest.Config):
     return None
 
 
+# ----------------------------------------------------------------------------- the grading session
+
+
+_KEPT = ("dino_course", "dino_course.reference")
+
+
+def _course_modules() -> dict[str, object]:
+    """Modules a grading session imports afresh: the course's exercise and given modules, the
+    reference, and the hidden check files (not the grading engine itself)."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        if name in _KEPT or name.startswith("dino_course.grading"):
+            continue
+        if name.startswith("dino_course.") or name == "solutions" or name.startswith("solutions."):
+            found[name] = module
+            continue
+        file = getattr(module, "__file__", None)
+        if file and Path(file).name.startswith("test_") and Path(file).parent == TESTS_DIR:
+            found[name] = module
+    return found
+
+
+class GradingSession:
+    """Sets up the worlds the checks run in, and puts the process back as it was afterwards.
+
+    During the session every exercise module imports as the reference (a check's given code and
+    the reference it compares with are never the learner's), and modules a notebook had already
+    imported are set aside so the checks get fresh ones; at the end they are restored, so an
+    in-notebook `check()` leaves the notebook's own objects alone.
+    """
+
+    def __init__(self) -> None:
+        self.saved = _course_modules()
+        self.saved_attributes = {}
+        for name in self.saved:
+            del sys.modules[name]
+            parent, _, child = name.rpartition(".")
+            package = sys.modules.get(parent) if parent else None
+            if package is not None and child in vars(package):
+                self.saved_attributes[(parent, child)] = vars(package)[child]
+                delattr(package, child)  # else `from dino_course import x` would find the old one
+        reference.alias_every_lesson(True)
+        isolation.forget_worlds()
+
+    def close(self) -> None:
+        reference.alias_every_lesson(False)
+        isolation.forget_worlds()
+        for name in _course_modules():
+            del sys.modules[name]
+            parent, _, child = name.rpartition(".")
+            package = sys.modules.get(parent) if parent else None
+            if package is not None and child in vars(package):
+                delattr(package, child)
+        sys.modules.update(self.saved)
+        for (parent, child), value in self.saved_attributes.items():
+            if parent in sys.modules:
+                setattr(sys.modules[parent], child, value)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(lesson, name): the exercise a hidden check grades")
+    config.addinivalue_line(
+        "markers", "integration(*exercises): an integration check that also runs the learner's code of these exercises"
+    )
     config.addinivalue_line("markers", "maintainer: a check of the course itself, run with --maintainer")
     config.addinivalue_line("markers", "browser: starts JupyterLab and Chromium; run with -m browser")
     if config.getoption("reference"):
         os.environ[reference.ENV_VAR] = "all"
         reference.forget_exercise_modules()
     reference.reference_lessons()  # a bad DINO_COURSE_REFERENCE fails here, with a clear message
-    # A check file that cannot be imported (its reference imports a learner module with a syntax
-    # error, say) must not stop the other lessons from being graded.
     config.option.continue_on_collection_errors = True
+    if not (config.getoption("details") or config.getoption("maintainer") or config.option.verbose > 0):
+        # A learner reads the per-exercise table; pytest's tracebacks stay behind --details.
+        config.option.tbstyle = "no"
+        config.option.reportchars = ""
     if not hasattr(config, "dino_grades"):
-        config.dino_grades = GradeCollector()
+        config.dino_grades = GradeCollector(config)
         config.pluginmanager.register(config.dino_grades, "dino-course-grades")
+    if not hasattr(config, "dino_session"):
+        config.dino_session = GradingSession()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = getattr(config, "dino_session", None)
+    if session is not None:
+        session.close()
+        del config.dino_session
+
+
+# ----------------------------------------------------------------------------- selecting and ordering checks
 
 
 def _exercise_id(item: pytest.Item) -> str | None:
@@ -78,174 +167,298 @@ def _exercise_id(item: pytest.Item) -> str | None:
     return f"{marker.args[0]}/{marker.args[1]}"
 
 
+def _dependencies(item: pytest.Item) -> tuple[str, ...]:
+    marker = item.get_closest_marker("integration")
+    return tuple(marker.args) if marker is not None else ()
+
+
+def _is_integration(item: pytest.Item) -> bool:
+    return item.get_closest_marker("integration") is not None
+
+
 def _is_maintainer(item: pytest.Item) -> bool:
     return item.get_closest_marker("maintainer") is not None or MAINTAINER_DIR in item.path.parents
 
 
+def _selected_lessons(config: pytest.Config) -> set[str]:
+    return {s.strip() for s in (config.getoption("lesson") or "").split(",") if s.strip()}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    lessons = {s.strip() for s in (config.getoption("lesson") or "").split(",") if s.strip()}
+    lessons_chosen = _selected_lessons(config)
     exercise = config.getoption("exercise")
     keep, drop = [], []
     for item in items:
         exercise_id = _exercise_id(item)
         if _is_maintainer(item):
-            selected = config.getoption("maintainer") and not lessons
+            selected = config.getoption("maintainer") and not lessons_chosen
         elif exercise_id is None:
             selected = item.get_closest_marker("browser") is None or "browser" in (config.getoption("markexpr") or "")
         else:
             lesson, _, name = exercise_id.partition("/")
-            selected = (not lessons or lesson in lessons) and (exercise is None or name == exercise)
+            selected = (not lessons_chosen or lesson in lessons_chosen) and (exercise is None or name == exercise)
         (keep if selected else drop).append(item)
         if exercise_id is not None and selected and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(CHECK_TIME_LIMIT_S))
+    # integration checks last: they need the verdicts of the exercises they build on
+    keep.sort(key=_is_integration)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = keep
     if config.getoption("list_checks"):
         writer = config.get_terminal_writer()
         for item in items:
             writer.line(f"{_exercise_id(item) or '-'}\t{item.nodeid}")
 
 
-def _short_message(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> str:
-    exc = excinfo.value
-    text = str(exc).strip()
-    if isinstance(exc, LearnerCodeError):
-        return text
-    if "Timeout" in text and "pytest-timeout" in text:
-        return (
-            f"took longer than {CHECK_TIME_LIMIT_S:g} s and was stopped: is there an endless loop, "
-            "or far more work than the exercise needs?"
-        )
-    if isinstance(exc, AssertionError):
-        first = text.splitlines()[0] if text else ""
-        if not first or first.startswith("assert "):
-            return f"a check failed: {excinfo.exconly().splitlines()[0]}"
-        return first
-    exercise_id = _exercise_id(item) or ""
-    module = exercises().get(exercise_id)
-    where = ""
-    if module is not None:
-        frames = [
-            f
-            for f in traceback.extract_tb(excinfo.tb)
-            if f.filename.replace("\\", "/").endswith(f"dino_course/{module.module}.py")
-        ]
-        if frames:
-            where = f" at {module.learner_path}:{frames[-1].lineno}"
-    first = text.splitlines()[0] if text else ""
-    return f"your code raised {type(exc).__name__}{where}: {first}".rstrip(": ")
+# ----------------------------------------------------------------------------- running one check
+
+
+class NotRun(Exception):
+    """A check the engine decided not to run; its message is the verdict's text."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector):
-    """A check file that fails to import fails the exercises of its module, with a readable reason."""
-    report = yield
-    if not report.failed or not isinstance(collector, pytest.Module) or collector.path.parent != TESTS_DIR:
-        return report
-    module = collector.path.stem.removeprefix("test_")
-    affected = [e for e in exercises().values() if e.module == module]
-    if affected:
-        collector.config.dino_grades.record_collection_error(collector.nodeid, affected, _collection_error_message(report))
-    return report
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    exercise_id = _exercise_id(item)
+    if exercise_id is None or exercise_id not in exercises():
+        return (yield)
+    lesson = exercise_id.partition("/")[0]
+    scope = isolation.scope_for(exercise_id, _dependencies(item), reference=reference.is_reference(lesson))
+    with isolation.grading(scope):
+        return (yield)
 
 
-def _collection_error_message(report: pytest.CollectReport) -> str:
-    text = str(report.longrepr)
-    for exercise in exercises().values():
-        if exercise.learner_path in text and not reference.is_reference(exercise.lesson):
-            try:
-                import_learner_module(exercise.module)
-            except LearnerCodeError as exc:
-                return f"could not be graded until {exercise.learner_path} imports again: {exc}"
-    lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
-    return "could not be graded: the check file failed to import: " + (lines[-1] if lines else text.strip().splitlines()[-1])
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    exercise_id = _exercise_id(item)
+    if exercise_id is None:
+        return
+    grades: GradeCollector = item.config.dino_grades
+    if exercise_id in grades.timed_out:
+        raise NotRun(FAILED, grades.timed_out[exercise_id])
+    if _is_integration(item):
+        own = grades.outcomes(exercise_id, include_integration=False)
+        if FAILED in own or NOT_STARTED in own:
+            raise NotRun(NOT_GRADED, "integration check not run: this exercise's own checks do not pass yet")
+        lesson = exercise_id.partition("/")[0]
+        for dependency in _dependencies(item):
+            key = dependency if "/" in dependency else f"{lesson}/{dependency}"
+            outcomes = grades.outcomes(key)
+            name = key.partition("/")[2]
+            if not outcomes:
+                raise NotRun(NOT_GRADED, f"integration check not graded: it depends on `{name}`, which was not graded in this run")
+            if FAILED in outcomes or NOT_GRADED in outcomes:
+                raise NotRun(NOT_GRADED, f"integration check not graded: depends on `{name}`, which fails — fix that first")
+            if NOT_STARTED in outcomes:
+                raise NotRun(NOT_GRADED, f"integration check not graded: depends on `{name}`, which is not started")
+
+
+def _learner_location(excinfo: pytest.ExceptionInfo, exercise: Exercise) -> str:
+    """`dino_course/<module>.py:<line>` of the deepest frame in the learner's file, if any."""
+    path = isolation.learner_file(exercise.module)
+    frames = [f for f in traceback.extract_tb(excinfo.tb) if Path(f.filename) == path]
+    return f"{isolation.learner_path_text(exercise.module)}:{frames[-1].lineno}" if frames else ""
+
+
+def _definition_line(exercise: Exercise) -> str:
+    """`dino_course/<module>.py:<line>` where the learner's exercise is defined."""
+    path = isolation.learner_file(exercise.module)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    scope, node = tree.body, None
+    for part in exercise.name.split("."):
+        node = next((n for n in scope if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part), None)
+        if node is None:
+            return ""
+        scope = node.body
+    return f"{isolation.learner_path_text(exercise.module)}:{node.lineno}"
+
+
+def _verdict(excinfo: pytest.ExceptionInfo, item: pytest.Item, exercise: Exercise) -> tuple[str, str, str]:
+    """(outcome, one-line message, learner location) for a check that raised."""
+    exc = excinfo.value
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, NotRun):
+        return exc.outcome, text, ""
+    if isinstance(exc, LearnerCodeError):
+        return FAILED, text, ""
+    if isolation.is_time_limit(exc):
+        return FAILED, (
+            f"took longer than {CHECK_TIME_LIMIT_S:g} s and was stopped: is there an endless loop, "
+            "or far more work than the exercise needs?"
+        ), _learner_location(excinfo, exercise) or _definition_line(exercise)
+    if isinstance(exc, AssertionError):
+        if not first or first.startswith("assert "):
+            first = f"a check failed: {excinfo.exconly().splitlines()[0]}"
+        return FAILED, first, _definition_line(exercise)
+    if type(exc).__name__ == "Failed" and first.startswith("DID NOT RAISE"):
+        return FAILED, (
+            f"`{exercise.name}` accepted an invalid argument without raising ({first.removeprefix('DID NOT RAISE').strip()} "
+            "expected): check the arguments as its docstring's Raises section says"
+        ), _definition_line(exercise)
+    location = _learner_location(excinfo, exercise)
+    if not location:
+        # The error came from given or reference code called with what the learner's code handed it.
+        return FAILED, f"{type(exc).__name__} in code your `{exercise.name}` called or returned to: {first}".rstrip(": "), _definition_line(exercise)
+    return FAILED, f"your code raised {type(exc).__name__}: {first}".rstrip(": "), location
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     exercise_id = _exercise_id(item)
-    if exercise_id is None:
+    if exercise_id is None or exercise_id not in exercises():
         return report
+    exercise = exercises()[exercise_id]
+    details = item.config.getoption("details") or item.config.option.verbose > 0
     if call.excinfo is None:
-        if call.when == "call" and report.passed and _stub_untouched(exercise_id):
+        if call.when == "call" and report.passed and _stub_untouched(exercise):
             # A check that passes while the exercise is still its stub tests given code only:
             # never count that as the learner's pass.
             report.outcome = "skipped"
             report.longrepr = (str(item.path), (item.location[1] or 0) + 1, "not started")
-            report.dino_verdict = (NOT_STARTED, "")
+            report.dino_verdict = (NOT_STARTED, "", "")
         return report
     if call.excinfo.errisinstance(pytest.skip.Exception):
         return report
     exc = call.excinfo.value
-    if isinstance(exc, ExerciseNotStarted) and reference.reference_lessons() != "all":
-        this = exercise_id.partition("/")[2]
-        if exc.exercise == this:
-            message = ""
-        else:
-            message = f"waiting for exercise {exc.lesson} `{exc.exercise}`"
+    if isinstance(exc, ExerciseNotStarted) and not reference.is_reference(exercise.lesson):
+        this = exc.lesson == exercise.lesson and exc.exercise == exercise.name
+        message = "" if this else f"waiting for exercise {exc.lesson} `{exc.exercise}`"
         report.outcome = "skipped"
         report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"not started {message}".strip())
-        report.dino_verdict = (NOT_STARTED, message)
-    else:
-        report.dino_verdict = (FAILED, _short_message(call.excinfo, item))
+        report.dino_verdict = (NOT_STARTED, message, "")
+        return report
+    outcome, message, location = _verdict(call.excinfo, item, exercise)
+    if isolation.is_time_limit(exc):
+        item.config.dino_grades.timed_out[exercise_id] = (
+            f"not run: an earlier check of this exercise ran out of time ({CHECK_TIME_LIMIT_S:g} s)"
+        )
+    report.dino_verdict = (outcome, message, location)
+    if outcome == NOT_GRADED:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), (item.location[1] or 0) + 1, message)
+    elif not details:
+        report.longrepr = f"{exercise.id}: {message}" + (f"\n  at {location}" if location else "")
     return report
 
 
-def _stub_untouched(exercise_id: str) -> bool:
+def _stub_untouched(exercise: Exercise) -> bool:
     """True while the learner's file still holds the exercise's generated `raise` line."""
-    exercise = exercises().get(exercise_id)
-    if exercise is None or reference.is_reference(exercise.lesson):
+    if reference.is_reference(exercise.lesson):
         return False
-    path = PACKAGE_DIR / f"{exercise.module}.py"
+    path = isolation.learner_file(exercise.module)
     marker = f'raise ExerciseNotStarted("{exercise.lesson}", "{exercise.name}")'
     return path.exists() and marker in path.read_text(encoding="utf-8")
 
 
-class GradeCollector:
-    """Collects one `CheckResult` per exercise check of a run."""
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A check file that fails to import leaves its exercises "not graded", with the reason."""
+    report = yield
+    if isinstance(collector, pytest.Module) and collector.path.parent == TESTS_DIR:
+        module = collector.path.stem.removeprefix("test_")
+        grades: GradeCollector = collector.config.dino_grades
+        grades.collected_modules.add(module)
+        if report.failed:
+            lines = [line[1:].strip() for line in str(report.longrepr).splitlines() if line.startswith("E ")]
+            reason = lines[-1] if lines else str(report.longrepr).strip().splitlines()[-1]
+            grades.collection_errors[module] = f"the check file tests/test_{module}.py failed to import: {reason}"
+    return report
 
-    def __init__(self) -> None:
+
+class GradeCollector:
+    """Collects one `CheckResult` per exercise check of a run and says which exercises it covers."""
+
+    def __init__(self, config: pytest.Config | None = None) -> None:
+        self.config = config
         self.results: dict[str, CheckResult] = {}
-        self._exercise_of: dict[str, str] = {}
+        self._exercise_of: dict[str, tuple[str, bool]] = {}
+        self.timed_out: dict[str, str] = {}
+        self.collected_modules: set[str] = set()
+        self.collection_errors: dict[str, str] = {}
+
+    def outcomes(self, exercise_id: str, *, include_integration: bool = True) -> set[str]:
+        return {
+            r.outcome
+            for r in self.results.values()
+            if r.exercise_id == exercise_id and (include_integration or not r.integration)
+        }
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             exercise_id = _exercise_id(item)
             if exercise_id is not None:
-                self._exercise_of[item.nodeid] = exercise_id
+                self._exercise_of[item.nodeid] = (exercise_id, _is_integration(item))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        exercise_id = self._exercise_of.get(report.nodeid)
-        if exercise_id is None:
+        found = self._exercise_of.get(report.nodeid)
+        if found is None:
             return
+        exercise_id, integration = found
         current = self.results.get(report.nodeid)
         verdict = getattr(report, "dino_verdict", None)
         if verdict is not None:
-            outcome, message = verdict
+            outcome, message, location = verdict
         elif report.failed:
-            outcome, message = FAILED, report.longreprtext.strip().splitlines()[-1] if report.longreprtext else ""
+            outcome, message, location = FAILED, report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "", ""
         elif report.skipped:
-            outcome, message = NOT_STARTED, "skipped"
+            outcome, message, location = NOT_STARTED, "skipped", ""
         elif report.when == "call":
-            outcome, message = PASSED, ""
+            outcome, message, location = PASSED, "", ""
         else:
             return
         if current is not None and current.outcome != PASSED:
             return  # keep the first problem (e.g. a failed setup over a teardown)
-        self.results[report.nodeid] = CheckResult(report.nodeid, exercise_id, outcome, message)
+        self.results[report.nodeid] = CheckResult(report.nodeid, exercise_id, outcome, message, location, integration)
 
-    def record_collection_error(self, nodeid: str, affected, message: str) -> None:
-        for exercise in affected:
-            key = f"{nodeid}::<{exercise.name}>"
-            self.results[key] = CheckResult(key, exercise.id, FAILED, message)
+    def expected_exercises(self) -> list[Exercise]:
+        """Every exercise this run was asked to grade: of the lessons chosen (all by default),
+        whose check files were collected, narrowed by --exercise."""
+        if self.config is None:
+            return []
+        chosen = _selected_lessons(self.config)
+        name = self.config.getoption("exercise")
+        return [
+            e
+            for lesson in lessons().values()
+            if not chosen or lesson.id in chosen
+            for e in lesson.exercises
+            if e.module in self.collected_modules and (name is None or e.name == name)
+        ]
 
     def report(self) -> GradeReport:
-        return GradeReport.from_results(list(self.results.values()), reference.reference_lessons())
+        missing = {
+            e.module: self.collection_errors.get(e.module, "none of its checks ran")
+            for e in self.expected_exercises()
+        }
+        return GradeReport.from_results(
+            list(self.results.values()), reference.reference_lessons(), expected=self.expected_exercises(), missing=missing
+        )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._nothing_to_report():
+            return
+        counts = self.report().counts()
+        if (counts[FAILED] or counts[NOT_GRADED]) and session.exitstatus == 0:
+            session.exitstatus = 1
+
+    def _nothing_to_report(self) -> bool:
+        if self.config is not None and self.config.option.collectonly:
+            return True
+        return not self.results and not self.expected_exercises()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.results:
+        if self._nothing_to_report():
             return
         mode = reference.reference_lessons()
         if mode == "all":
@@ -257,3 +470,5 @@ class GradeCollector:
         terminalreporter.write_sep("=", "DINO course")
         for line in self.report().render(title).splitlines():
             terminalreporter.write_line(line)
+        if self.config is not None and self.config.option.tbstyle == "no" and self.report().counts()[FAILED]:
+            terminalreporter.write_line("(pytest's full report of each failed check: add --details)")

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from dino_course.grading.catalog import Exercise, exercises, lesson_sort_key, lessons
 
-PASSED, FAILED, NOT_STARTED = "passed", "failed", "not started"
-_SYMBOL = {PASSED: "✓", FAILED: "✗", NOT_STARTED: "·"}
+PASSED, FAILED, NOT_STARTED, NOT_GRADED = "passed", "failed", "not started", "not graded"
+_SYMBOL = {PASSED: "✓", FAILED: "✗", NOT_STARTED: "·", NOT_GRADED: "!"}
 
 
 @dataclass
@@ -18,6 +18,8 @@ class CheckResult:
     exercise_id: str
     outcome: str
     message: str = ""
+    location: str = ""  # dino_course/<module>.py:<line> in the learner's file, where known
+    integration: bool = False
 
 
 @dataclass
@@ -28,6 +30,7 @@ class ExerciseVerdict:
     checks_passed: int = 0
     checks_total: int = 0
     reference: bool = False
+    location: str = ""  # dino_course/<module>.py:<line> of the first failure, where known
 
 
 @dataclass
@@ -37,8 +40,17 @@ class GradeReport:
     verdicts: dict[str, ExerciseVerdict] = field(default_factory=dict)
 
     @classmethod
-    def from_results(cls, results: list[CheckResult], reference_lessons) -> "GradeReport":
-        by_exercise: dict[str, list[CheckResult]] = {}
+    def from_results(
+        cls,
+        results: list[CheckResult],
+        reference_lessons,
+        *,
+        expected: list[Exercise] = (),
+        missing: dict[str, str] | None = None,
+    ) -> "GradeReport":
+        """One verdict per exercise: from its checks' results, and for every `expected` exercise
+        that no check graded, "not graded" with the reason `missing[module]` gives."""
+        by_exercise: dict[str, list[CheckResult]] = {e.id: [] for e in expected}
         for result in results:
             by_exercise.setdefault(result.exercise_id, []).append(result)
         known = exercises()
@@ -49,12 +61,20 @@ class GradeReport:
             exercise = known.get(exercise_id, Exercise(lesson, name, "?"))
             failed = [c for c in checks if c.outcome == FAILED]
             waiting = [c for c in checks if c.outcome == NOT_STARTED]
+            passed = [c for c in checks if c.outcome == PASSED]
+            not_graded = [c for c in checks if c.outcome == NOT_GRADED]
+            location = ""
             if failed:
-                outcome, message = FAILED, failed[0].message
+                outcome, message, location = FAILED, failed[0].message, failed[0].location
             elif waiting:
                 outcome, message = NOT_STARTED, waiting[0].message
+            elif passed:
+                # an integration check that could not run leaves the exercise's own verdict, with a note
+                outcome, message = PASSED, not_graded[0].message if not_graded else ""
+            elif not_graded:
+                outcome, message = NOT_GRADED, not_graded[0].message
             else:
-                outcome, message = PASSED, ""
+                outcome, message = NOT_GRADED, (missing or {}).get(exercise.module, "none of its checks ran")
             verdicts[exercise_id] = ExerciseVerdict(
                 exercise,
                 outcome,
@@ -62,12 +82,13 @@ class GradeReport:
                 checks_passed=sum(c.outcome == PASSED for c in checks),
                 checks_total=len(checks),
                 reference=reference_lessons == "all" or lesson in reference_lessons,
+                location=location,
             )
         return cls(verdicts)
 
     def counts(self, lesson: str | None = None) -> dict[str, int]:
         chosen = [v for v in self.verdicts.values() if lesson is None or v.exercise.lesson == lesson]
-        return {outcome: sum(v.outcome == outcome for v in chosen) for outcome in (PASSED, FAILED, NOT_STARTED)}
+        return {outcome: sum(v.outcome == outcome for v in chosen) for outcome in (PASSED, FAILED, NOT_STARTED, NOT_GRADED)}
 
     def lesson_complete(self, lesson: str) -> bool:
         """Every exercise of the lesson was graded in this run, and passed."""
@@ -94,11 +115,14 @@ class GradeReport:
                 if verdict.message:
                     line += f": {verdict.message}"
                 lines.append(line)
+                if verdict.location:
+                    lines.append(f"  {' ' * width}    at {verdict.location}")
         counts = self.counts()
         total = len(self.verdicts)
         lines.append(
             f"Score: {counts[PASSED]} of {total} exercises passed ({100 * counts[PASSED] / total:.0f} %), "
             f"{counts[FAILED]} failed, {counts[NOT_STARTED]} not started"
+            + (f", {counts[NOT_GRADED]} not graded" if counts[NOT_GRADED] else "")
         )
         return "\n".join(lines)
 
