@@ -12,5 +12,5 @@ GOLDEN_PATH = Path(__file__).with_name("dino_v1_golden.pt")
 
 @pytest.fixture(scope="session")
 def golden() -> dict:
-    """Numbers computed with the original DINO implementation (see ../shared/golden/README.md)."""
+    """Numbers computed with the original DINO implementation (see dino_v1_golden.README.md beside this file)."""
     return torch.load(GOLDEN_PATH, weights_only=True)
