@@ -26,9 +26,10 @@ def _run_check(args: argparse.Namespace) -> int:
     chosen = [args.lesson] if args.lesson else list(lessons())
     failed = False
     for lesson in chosen:
-        report = grade(lesson, args.exercise)
+        report = grade(lesson, args.exercise, verbose=args.details)
         print(report.render(f"Lesson {lesson} checks"))
-        failed |= report.counts()["failed"] > 0
+        counts = report.counts()
+        failed |= counts["failed"] > 0 or counts["not graded"] > 0
     return 1 if failed else 0
 
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="grade your exercises (one lesson, or all) and print verdicts")
     check.add_argument("lesson", nargs="?", help="lesson id such as 3.1 (default: every lesson)")
     check.add_argument("--exercise", help="only this exercise of the lesson")
+    check.add_argument("--details", action="store_true", help="also print pytest's full report of each failed check")
     check.set_defaults(run=_run_check)
 
     progress = commands.add_parser("progress", help="your progress per lesson: exercises passed, self-ratings, quiz")

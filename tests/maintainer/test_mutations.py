@@ -1,0 +1,45 @@
+"""The mutation harness (`mutation_harness.py`) in CI: for every exercise module, realistic bugs
+fail their own exercise with the hint that names them, and correct alternatives pass."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dino_course.grading.catalog import exercises, solution_modules
+
+pytestmark = pytest.mark.maintainer
+
+HARNESS = Path(__file__).with_name("mutation_harness.py")
+MUTATIONS_DIR = Path(__file__).with_name("mutations")
+MODULES = [s.module for s in solution_modules()]
+
+
+def test_every_exercise_module_has_a_mutation_list():
+    missing = [m for m in MODULES if not (MUTATIONS_DIR / f"{m}.py").exists()]
+    assert not missing, f"no mutation list for {missing} in {MUTATIONS_DIR}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_mutations(module):
+    if not (MUTATIONS_DIR / f"{module}.py").exists():
+        pytest.skip(f"no mutation list for {module} (test_every_exercise_module_has_a_mutation_list fails)")
+    env = {k: v for k, v in os.environ.items() if k != "DINO_COURSE_REFERENCE"}
+    result = subprocess.run(
+        [sys.executable, str(HARNESS), module, "--json"], capture_output=True, text=True, timeout=900, env=env,
+    )
+    assert result.stdout.strip(), result.stderr[-3000:]
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    problems = [f"{r['kind']} {r['exercise']} ({r['why']}): {'; '.join(r['problems'])}" for r in results if r["problems"]]
+    assert not problems, "\n".join(problems)
+    names = {e.name for e in exercises().values() if e.module == module}
+    for name in names:
+        bugs = [r for r in results if r["exercise"] == name and r["kind"] == "Bug"]
+        alternatives = [r for r in results if r["exercise"] == name and r["kind"] == "Alternative"]
+        assert len(bugs) >= 3, f"{module}/{name}: at least 3 realistic bugs, found {len(bugs)}"
+        assert alternatives, f"{module}/{name}: at least one correct alternative"
