@@ -343,7 +343,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             f"not run: an earlier check of this exercise ran out of time ({CHECK_TIME_LIMIT_S:g} s)"
         )
     report.dino_verdict = (outcome, message, location)
-    if outcome == NOT_GRADED:
+    if isinstance(exc, NotRun):
+        # not run at all: shown as a skip (the verdict table says why; a FAILED verdict still
+        # makes the run exit non-zero), not as pytest's "error in setup"
         report.outcome = "skipped"
         report.longrepr = (str(item.path), (item.location[1] or 0) + 1, message)
     elif not details:
