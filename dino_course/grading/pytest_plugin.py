@@ -184,6 +184,11 @@ def _selected_lessons(config: pytest.Config) -> set[str]:
     return {s.strip() for s in (config.getoption("lesson") or "").split(",") if s.strip()}
 
 
+def _dependency_ids(item: pytest.Item) -> list[str]:
+    lesson = (_exercise_id(item) or "").partition("/")[0]
+    return [d if "/" in d else f"{lesson}/{d}" for d in _dependencies(item)]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     lessons_chosen = _selected_lessons(config)
     exercise = config.getoption("exercise")
@@ -198,7 +203,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             lesson, _, name = exercise_id.partition("/")
             selected = (not lessons_chosen or lesson in lessons_chosen) and (exercise is None or name == exercise)
         (keep if selected else drop).append(item)
-        if exercise_id is not None and selected and item.get_closest_marker("timeout") is None:
+    # An integration check needs the verdicts of the exercises it builds on: their own checks run
+    # too (first), to decide whether it can be graded, without appearing in this run's table.
+    needed = {d for item in keep if _is_integration(item) for d in _dependency_ids(item)}
+    grades = getattr(config, "dino_grades", None)
+    for item in list(drop):
+        if _exercise_id(item) in needed and not _is_integration(item):
+            drop.remove(item)
+            keep.append(item)
+            if grades is not None:
+                grades.dependency_only.add(item.nodeid)
+    for item in keep:
+        if _exercise_id(item) is not None and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(CHECK_TIME_LIMIT_S))
     # integration checks last: they need the verdicts of the exercises they build on
     keep.sort(key=_is_integration)
@@ -245,9 +261,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         own = grades.outcomes(exercise_id, include_integration=False)
         if FAILED in own or NOT_STARTED in own:
             raise NotRun(NOT_GRADED, "integration check not run: this exercise's own checks do not pass yet")
-        lesson = exercise_id.partition("/")[0]
-        for dependency in _dependencies(item):
-            key = dependency if "/" in dependency else f"{lesson}/{dependency}"
+        for key in _dependency_ids(item):
             outcomes = grades.outcomes(key)
             name = key.partition("/")[2]
             if not outcomes:
@@ -338,6 +352,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.dino_verdict = (NOT_STARTED, message, "")
         return report
     outcome, message, location = _verdict(call.excinfo, item, exercise)
+    if item.nodeid in item.config.dino_grades.dependency_only:
+        # run only to decide whether an integration check of another lesson can run: its failure
+        # is that lesson's business (and shows when it is graded), not this run's
+        report.dino_verdict = (outcome, message, location)
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"dependency check: {message}")
+        return report
     if isolation.is_time_limit(exc):
         item.config.dino_grades.timed_out[exercise_id] = (
             f"not run: an earlier check of this exercise ran out of time ({CHECK_TIME_LIMIT_S:g} s)"
@@ -385,6 +406,7 @@ class GradeCollector:
         self.results: dict[str, CheckResult] = {}
         self._exercise_of: dict[str, tuple[str, bool]] = {}
         self.timed_out: dict[str, str] = {}
+        self.dependency_only: set[str] = set()  # checks run only to decide whether an integration check can run
         self.collected_modules: set[str] = set()
         self.collection_errors: dict[str, str] = {}
 
@@ -443,7 +465,7 @@ class GradeCollector:
             for e in self.expected_exercises()
         }
         return GradeReport.from_results(
-            list(self.results.values()), reference.reference_lessons(), expected=self.expected_exercises(), missing=missing
+            [r for nodeid, r in self.results.items() if nodeid not in self.dependency_only], reference.reference_lessons(), expected=self.expected_exercises(), missing=missing
         )
 
     @pytest.hookimpl(trylast=True)
