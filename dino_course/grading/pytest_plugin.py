@@ -343,7 +343,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return report
     if call.excinfo.errisinstance(pytest.skip.Exception):
         return report
-    exc = call.excinfo.value
+    exc = _not_started_in(call.excinfo.value)
     if isinstance(exc, ExerciseNotStarted) and not reference.is_reference(exercise.lesson):
         this = exc.lesson == exercise.lesson and exc.exercise == exercise.name
         message = "" if this else f"waiting for exercise {exc.lesson} `{exc.exercise}`"
@@ -372,6 +372,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     elif not details:
         report.longrepr = f"{exercise.id}: {message}" + (f"\n  at {location}" if location else "")
     return report
+
+
+def _not_started_in(exc: BaseException) -> BaseException:
+    """The stub's `ExerciseNotStarted` if `exc` is it or was raised while handling it (a check
+    that wraps the learner's error in its own hint); else `exc` itself."""
+    seen, current = set(), exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ExerciseNotStarted):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return exc
 
 
 def _stub_untouched(exercise: Exercise) -> bool:
