@@ -30,6 +30,7 @@ def test_mutations(module):
     if not (MUTATIONS_DIR / f"{module}.py").exists():
         pytest.skip(f"no mutation list for {module} (test_every_exercise_module_has_a_mutation_list fails)")
     env = {k: v for k, v in os.environ.items() if k != "DINO_COURSE_REFERENCE"}
+    env["OMP_NUM_THREADS"] = "1"  # tiny tensors: a thread pool only costs time
     result = subprocess.run(
         [sys.executable, str(HARNESS), module, "--json"], capture_output=True, text=True, timeout=900, env=env,
     )
