@@ -554,3 +554,15 @@ def test_forward_uses_the_criterion_settings(setting):
     expect_close(got_criterion.center, want_criterion.center,
                  f"with {setting}={kwargs[setting]} the center differs from the reference",
                  **center_tolerance(start, teacher), what="DINOLoss.forward")
+
+
+# ----------------------------------------------------------------------------- integration: your whole chain
+
+
+@exercise("DINOLoss.forward")
+@pytest.mark.integration("dino_loss", "4.1/update_center", "4.2/sharpen", "4.2/teacher_temperature_schedule")
+def test_integration_your_loss_chain_reproduces_the_original(golden):
+    """Integration check: your DINOLoss.forward with your own dino_loss (4.3), update_center (4.1), sharpen and
+    teacher temperature schedule (4.2) reproduces the original's three successive calls. It runs only once each
+    of those exercises passes its own checks."""
+    test_forward_reproduces_three_successive_calls_of_the_original(golden)

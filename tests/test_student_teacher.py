@@ -1131,3 +1131,15 @@ def test_wrapper_state_dict_round_trips():
     for (name, a), b in zip(wrapper.state_dict().items(), restored.state_dict().values()):
         expect(torch.equal(a, b), f"{name!r} did not round-trip through state_dict/load_state_dict")
     expect(all(not p.requires_grad for p in restored.teacher.parameters()), "a restored teacher must still be frozen")
+
+
+# ----------------------------------------------------------------------------- integration: your whole lesson
+
+
+@exercise("StudentTeacherWrapper.update_teacher")
+@pytest.mark.integration("build_teacher", "ema_update", "cosine_schedule", "StudentTeacherWrapper.forward")
+def test_integration_your_lesson_3_1_keeps_a_teacher_through_training():
+    """Integration check: the same training loop, with your wrapper built from your own build_teacher,
+    momentum schedule (cosine_schedule), forward and ema_update. It runs only once each of those exercises
+    passes its own checks."""
+    test_training_loop_each_step_matches_reference()

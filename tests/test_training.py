@@ -890,9 +890,9 @@ def test_train_step_reproduces_four_original_iterations(golden):
         torch.set_num_threads(threads)
 
 
-def replay_golden_iterations(golden):
+def replay_golden_iterations(golden, setup=None):
     train = golden["train"]
-    model, criterion, optimizer, schedules = golden_setup(golden)
+    model, criterion, optimizer, schedules = (setup or golden_setup)(golden)
     for it in range(train["config"]["n_iterations"]):
         epoch = it // train["config"]["niter_per_ep"]
         views = [view.clone() for view in train["inputs"][it]]  # clones: the golden data stay intact
@@ -938,3 +938,43 @@ def replay_golden_iterations(golden):
     worst, _, where = max_weight_difference(model.teacher.state_dict(), train["final_teacher"])
     expect(worst <= 5e-9, f"the final teacher differs from the original's by {worst:.2e} (at {where}): update the "
                           "teacher after the optimiser step, with momentum_schedule[it]")
+
+
+# ----------------------------------------------------------------------------- integration: your whole chain
+
+
+def your_chain_setup(golden):
+    """`golden_setup` with the learner's Lesson 4.3/4.4 pieces in place of the test's reference ones: the
+    DINOLoss criterion, the parameter groups and TrainingSchedules.create (which uses Lesson 3.1's
+    cosine_schedule). The EMA stays the original's order of operations, so the teacher stays bit-comparable."""
+    model, _, _, _ = golden_setup(golden)
+    config = golden["train"]["config"]
+    criterion = LearnerModule("loss").DINOLoss(
+        config["out_dim"], epochs=config["epochs"], warmup_teacher_temp=config["warmup_teacher_temp"],
+        teacher_temp=config["teacher_temp"], warmup_teacher_temp_epochs=config["warmup_teacher_temp_epochs"],
+        student_temp=config["student_temp"], center_momentum=config["center_momentum"])
+    optimizer = torch.optim.AdamW(st.parameter_groups(model.student), betas=(0.9, 0.999), eps=1e-8)
+    schedules = st.TrainingSchedules.create(
+        config["epochs"], config["niter_per_ep"], config["batch"], base_lr=config["lr"], min_lr=config["min_lr"],
+        warmup_epochs=config["warmup_epochs"], weight_decay=config["weight_decay"],
+        weight_decay_end=config["weight_decay_end"], momentum_teacher=config["momentum_teacher"],
+        momentum_teacher_end=1.0)
+    return model, criterion, optimizer, schedules
+
+
+@exercise("train_step")
+@pytest.mark.integration(
+    "parameter_groups", "clip_gradients", "TrainingSchedules.create", "apply_schedules", "3.1/cosine_schedule",
+    "3.3/cancel_last_layer_gradients", "4.1/update_center", "4.2/teacher_temperature_schedule", "4.3/dino_loss",
+    "4.3/DINOLoss.forward",
+)
+def test_integration_your_training_chain_reproduces_four_original_iterations(golden):
+    """Integration check: your train_step with your own parameter groups, clipping, schedules, last-layer freeze
+    and loss (Lessons 3.1-4.4) reproduces the original's four iterations. It runs only once each of those
+    exercises passes its own checks."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the golden numbers were produced single-threaded
+    try:
+        replay_golden_iterations(golden, your_chain_setup)
+    finally:
+        torch.set_num_threads(threads)
