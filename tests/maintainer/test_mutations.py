@@ -3,6 +3,7 @@ fail their own exercise with the hint that names them, and correct alternatives 
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -25,17 +26,30 @@ def test_every_exercise_module_has_a_mutation_list():
     assert not missing, f"no mutation list for {missing} in {MUTATIONS_DIR}"
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_mutations(module):
-    if not (MUTATIONS_DIR / f"{module}.py").exists():
-        pytest.skip(f"no mutation list for {module} (test_every_exercise_module_has_a_mutation_list fails)")
+@pytest.fixture(scope="module")
+def harness_results() -> dict[str, tuple[str, str]]:
+    """Every module's harness run, two at a time (one per core): (stdout, stderr) per module."""
     env = {k: v for k, v in os.environ.items() if k != "DINO_COURSE_REFERENCE"}
     env["OMP_NUM_THREADS"] = "1"  # tiny tensors: a thread pool only costs time
-    result = subprocess.run(
-        [sys.executable, str(HARNESS), module, "--json"], capture_output=True, text=True, timeout=900, env=env,
-    )
-    assert result.stdout.strip(), result.stderr[-3000:]
-    results = json.loads(result.stdout.strip().splitlines()[-1])
+
+    def run(module: str) -> tuple[str, str]:
+        result = subprocess.run(
+            [sys.executable, str(HARNESS), module, "--json"], capture_output=True, text=True, timeout=1800, env=env,
+        )
+        return result.stdout, result.stderr
+
+    present = [m for m in MODULES if (MUTATIONS_DIR / f"{m}.py").exists()]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+        return dict(zip(present, pool.map(run, present)))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_mutations(module, harness_results):
+    if module not in harness_results:
+        pytest.skip(f"no mutation list for {module} (test_every_exercise_module_has_a_mutation_list fails)")
+    stdout, stderr = harness_results[module]
+    assert stdout.strip(), stderr[-3000:]
+    results = json.loads(stdout.strip().splitlines()[-1])
     problems = [f"{r['kind']} {r['exercise']} ({r['why']}): {'; '.join(r['problems'])}" for r in results if r["problems"]]
     assert not problems, "\n".join(problems)
     names = {e.name for e in exercises().values() if e.module == module}
