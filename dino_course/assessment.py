@@ -196,6 +196,8 @@ def untouched_lessons_report(lesson_id: str) -> GradeReport | None:
     for solution in solution_modules():
         if solution.lesson != lesson_id:
             continue
+        if not solution.path.exists():  # the student edition: no solutions to generate the stubs from
+            return None
         path = stub_path(solution)
         if not path.exists() or path.read_text(encoding="utf-8") != generate_stub(solution):
             return None

@@ -5,6 +5,13 @@ Learners:
     dino-course progress [--no-grade]               your progress: exercises, self-ratings, quiz per lesson
     dino-course train [--preset cpu-digits] ...     train DINO with your code (see `dino-course train --help`)
 
+    dino-course submit [--output FILE]              write your hand-in archive (exercise files and a manifest)
+
+Instructors (see dino_course/instructor/):
+    dino-course release DIR                         a student edition in DIR: no solutions, no hidden checks
+    dino-course autograder DIR                      a Gradescope autograder bundle in DIR
+    dino-course grade DIR_OF_SUBMISSIONS            grade a class: gradebook.csv and one feedback file each
+
 Maintainers:
     dino-course stubs [--check]                     regenerate dino_course/ exercise stubs from solutions/
     dino-course notebooks [LESSON ...]              re-run lesson notebooks with the reference on, in place
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 def _run_check(args: argparse.Namespace) -> int:
     from dino_course.grading.catalog import lessons
@@ -27,7 +35,10 @@ def _run_check(args: argparse.Namespace) -> int:
     failed = False
     for lesson in chosen:
         report = grade(lesson, args.exercise, verbose=args.details)
-        print(report.render(f"Lesson {lesson} checks"))
+        title = f"Lesson {lesson} checks"
+        if _student_edition():
+            title += " (public checks: passing them does not mean the hidden ones pass)"
+        print(report.render(title))
         counts = report.counts()
         failed |= counts["failed"] > 0 or counts["not graded"] > 0
     return 1 if failed else 0
@@ -62,6 +73,93 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_submit(args: argparse.Namespace) -> int:
+    from dino_course.instructor.submit import write_submission
+
+    path, manifest, warnings = write_submission(args.output, overwrite=args.overwrite)
+    for warning in warnings:
+        print(f"warning: {warning}")
+    print(f"wrote {path}: {len(manifest['files'])} exercise files and manifest.json; hand in this file")
+    return 0
+
+
+def _limits(args: argparse.Namespace):
+    from dino_course.instructor.runner import Limits
+
+    if args.time_limit <= 0:
+        raise ValueError(f"--time-limit must be a positive number of seconds, got {args.time_limit:g}")
+    if args.memory_limit_mb < 512:
+        raise ValueError(f"--memory-limit-mb must be at least 512, got {args.memory_limit_mb}")
+    return Limits(check_time_limit_s=args.time_limit, memory_mb=args.memory_limit_mb)
+
+
+def _run_release(args: argparse.Namespace) -> int:
+    from dino_course.instructor.points import load_points
+    from dino_course.instructor.release import build_release, release_summary
+
+    commit = build_release(args.dir, points_file=args.points, git=not args.no_git)
+    print(release_summary(Path(args.dir).resolve(), commit, load_points(args.points)))
+    return 0
+
+
+def _run_autograder(args: argparse.Namespace) -> int:
+    from dino_course.instructor.autograder import build_autograder
+
+    archive = build_autograder(args.dir, points_file=args.points, limits=_limits(args))
+    print(f"wrote {archive} (upload it to Gradescope as the autograder); its contents: {archive.parent / 'source'}")
+    return 0
+
+
+def _run_grade(args: argparse.Namespace) -> int:
+    from dino_course.instructor.batch import grade_batch
+
+    grade_batch(
+        args.submissions, args.output, jobs=args.jobs, limits=_limits(args), points_file=args.points,
+        reuse=not args.no_reuse,
+    )
+    return 0
+
+
+def _student_edition() -> bool:
+    from dino_course.instructor.public_checks import is_student_edition
+
+    return is_student_edition()
+
+
+def _add_instructor_commands(commands) -> None:
+    def limits(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--time-limit", type=float, default=20.0, help="seconds per exercise (default 20)")
+        command.add_argument(
+            "--memory-limit-mb", type=int, default=8192, help="memory per grading process (default 8192)"
+        )
+        command.add_argument("--points", help="points file (default: dino_course/instructor/points.toml)")
+
+    release = commands.add_parser(
+        "release", help="instructors: write a student edition (no solutions, no hidden checks) in DIR"
+    )
+    release.add_argument("dir", metavar="DIR", help="a new or empty folder")
+    release.add_argument("--points", help="points file (default: dino_course/instructor/points.toml)")
+    release.add_argument("--no-git", action="store_true", help="write the files only, not a git repository")
+    release.set_defaults(run=_run_release)
+
+    autograder = commands.add_parser("autograder", help="instructors: write a Gradescope autograder bundle in DIR")
+    autograder.add_argument("dir", metavar="DIR", help="a new or empty folder")
+    limits(autograder)
+    autograder.set_defaults(run=_run_autograder)
+
+    grade = commands.add_parser(
+        "grade", help="instructors: grade a folder of submissions into a gradebook (CSV) and feedback files",
+        description="Grade one submission per student (a .zip from `dino-course submit`, or a folder) in processes of "
+        "their own. Isolation is by processes, not a security sandbox: for untrusted code at scale use Gradescope.",
+    )
+    grade.add_argument("submissions", metavar="DIR_OF_SUBMISSIONS", help="one .zip or one folder per student")
+    grade.add_argument("--output", help="results folder (default: DIR_OF_SUBMISSIONS-graded next to it)")
+    grade.add_argument("--jobs", type=int, default=None, help="submissions graded in parallel (default: CPU cores)")
+    grade.add_argument("--no-reuse", action="store_true", help="grade identical lesson files again for every student")
+    limits(grade)
+    grade.set_defaults(run=_run_grade)
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from dino_course.train_job import run_from_arguments
 
@@ -85,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     stubs = commands.add_parser("stubs", help="maintainers: regenerate the exercise stubs in dino_course/ from solutions/")
     stubs.add_argument("--check", action="store_true", help="only report stubs that are out of date (exit 1)")
     stubs.set_defaults(run=_run_stubs)
+
+    submit = commands.add_parser(
+        "submit", help="write your hand-in archive: your exercise files and a manifest, nothing else"
+    )
+    submit.add_argument("--output", help="where to write it (default: dino-course-submission.zip in the course folder)")
+    submit.add_argument("--overwrite", action="store_true", help="replace an existing archive of that name")
+    submit.set_defaults(run=_run_submit)
+
+    if not _student_edition():
+        _add_instructor_commands(commands)
 
     notebooks = commands.add_parser(
         "notebooks", help="maintainers: re-run lesson notebooks with the reference on and store their outputs"
@@ -112,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if _student_edition():
+            from dino_course import reference
+
+            reference.reference_lessons()  # a DINO_COURSE_REFERENCE setting: there is no reference to switch on
         return args.run(args)
     except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"dino-course {args.command}: {exc}", file=sys.stderr)

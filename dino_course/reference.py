@@ -24,7 +24,7 @@ import importlib.util
 import os
 import sys
 
-from dino_course.grading.catalog import lesson_of_module, lessons, solution_modules
+from dino_course.grading.catalog import SOLUTIONS_DIR, lesson_of_module, lessons, solution_modules
 
 ENV_VAR = "DINO_COURSE_REFERENCE"
 
@@ -34,6 +34,11 @@ __all__ = ["ENV_VAR", "reference_lessons", "is_reference", "use_reference", "ins
 def reference_lessons() -> frozenset[str] | str:
     """'all', or the set of lesson ids switched to the reference (maybe empty)."""
     raw = os.environ.get(ENV_VAR, "").strip()
+    if raw and not SOLUTIONS_DIR.is_dir():
+        raise ValueError(
+            f"{ENV_VAR}={raw} asks for the reference solutions, but this student edition of the course "
+            f"has none: unset {ENV_VAR}"
+        )
     if raw.lower() == "all":
         return "all"
     ids = frozenset(part.strip() for part in raw.split(",") if part.strip())

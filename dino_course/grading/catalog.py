@@ -18,12 +18,17 @@ and marks each exercise body with a pair of comments inside the function it belo
 The exercise id is the (qualified) name of the function holding the markers, e.g.
 `ema_update` or `StudentTeacherWrapper.update_teacher`. The catalogue is read from the
 source text with `ast`, never by importing, so a broken module cannot hide the course plan.
+
+The student edition (`dino-course release`) has no `solutions/`: there the same catalogue is
+read from `dino_course/grading/course_plan.json`, which the release writes from this one
+(`course_plan()`). With `solutions/` present the plan file, if any, is ignored.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
 PACKAGE_DIR = REPO_ROOT / "dino_course"
 TESTS_DIR = REPO_ROOT / "tests"
+COURSE_PLAN_PATH = PACKAGE_DIR / "grading" / "course_plan.json"  # the student edition's catalogue
 
 
 @dataclass(frozen=True)
@@ -161,8 +167,40 @@ def read_solution_module(path: Path) -> SolutionModule:
 @functools.lru_cache(maxsize=1)
 def solution_modules() -> tuple[SolutionModule, ...]:
     """Every exercise module of the course, in lesson order."""
+    if not SOLUTIONS_DIR.is_dir() and COURSE_PLAN_PATH.exists():
+        return _modules_from_plan(COURSE_PLAN_PATH)
     modules = [read_solution_module(p) for p in sorted(SOLUTIONS_DIR.glob("*.py")) if not p.name.startswith("_")]
     return tuple(sorted(modules, key=lambda m: (lesson_sort_key(m.lesson), _order_in_notebook(m), m.module)))
+
+
+def course_plan() -> dict:
+    """The catalogue as plain data (what the student edition's `course_plan.json` holds):
+    `{"modules": [{"module", "lesson", "title", "notebook", "exercises": [names]}, ...]}` in course order."""
+    return {
+        "modules": [
+            {"module": m.module, "lesson": m.lesson, "title": m.title, "notebook": m.notebook,
+             "exercises": [b.name for b in m.bodies]}
+            for m in solution_modules()
+        ]
+    }
+
+
+def _modules_from_plan(path: Path) -> tuple[SolutionModule, ...]:
+    """The catalogue of a course without `solutions/`, from its plan file. There are no reference
+    bodies, so `path` names where the solution would be and the bodies carry no lines."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["modules"]
+        return tuple(
+            SolutionModule(
+                module=entry["module"], path=SOLUTIONS_DIR / f"{entry['module']}.py", lesson=entry["lesson"],
+                title=entry["title"], notebook=entry["notebook"],
+                bodies=tuple(ExerciseBody(name, 0, 0, "") for name in entry["exercises"]),
+            )
+            for entry in entries
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{path} is damaged ({problem}); restore it from the course release") from None
 
 
 def _order_in_notebook(module: SolutionModule) -> int:

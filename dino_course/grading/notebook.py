@@ -13,6 +13,8 @@ from dino_course import reference
 from dino_course.grading.catalog import REPO_ROOT, TESTS_DIR, lessons
 from dino_course.grading.report import GradeReport
 
+PUBLIC_DIR = TESTS_DIR / "public"  # checks that need no reference (see dino_course.instructor.public_checks)
+
 
 def grade(lesson: str, exercise: str | None = None, *, verbose: bool = False) -> GradeReport:
     """Run the checks of `lesson` (optionally one `exercise`) and return the `GradeReport`."""
@@ -24,7 +26,10 @@ def grade(lesson: str, exercise: str | None = None, *, verbose: bool = False) ->
     names = [e.name for e in known[lesson].exercises]
     if exercise is not None and exercise not in names:
         raise ValueError(f"exercise must be one of lesson {lesson}'s exercises {names}, got {exercise!r}")
-    files = [TESTS_DIR / f"test_{module}.py" for module in known[lesson].modules]
+    # The hidden checks (all of them: `--lesson` selects this lesson's, and an integration check
+    # also runs the checks of the exercises it builds on) and the lesson's public checks (the
+    # student edition has only those).
+    files = sorted(TESTS_DIR.glob("test_*.py")) + [PUBLIC_DIR / f"test_public_{module}.py" for module in known[lesson].modules]
     files = [str(f) for f in files if f.exists()]
     if not files:
         return GradeReport()
@@ -70,6 +75,8 @@ def check(lesson: str, exercise: str | None = None, *, verbose: bool = False) ->
     """Print the per-exercise verdicts of `lesson` (or of one `exercise`); `verbose` adds pytest's output."""
     report = grade(lesson, exercise, verbose=verbose)
     title = f"Lesson {lesson} checks" + (f" ({exercise})" if exercise else "")
+    if not any(TESTS_DIR.glob("test_*.py")):  # the student edition
+        title += " (public checks: passing them does not mean the hidden ones pass)"
     if reference.is_reference(lesson):
         title += " (reference switched on for this lesson)"
     print(report.render(title))

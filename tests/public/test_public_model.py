@@ -1,0 +1,68 @@
+"""Public checks of Lesson 3.3, `dino_course/model.py`: no reference solution needed.
+
+They run the docstring examples and check properties every correct implementation has. Passing
+them does not mean the hidden checks pass: those also compare values with the reference.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dino_course.instructor.public_checks import CourseModule, run_documented_examples
+
+LESSON = "3.3"
+md = CourseModule("model")
+EXERCISES = ["MultiCropNetwork.forward", "adaptive_head_dims"]
+
+
+def exercise(name: str):
+    return pytest.mark.exercise(LESSON, name)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=exercise(n), id=n) for n in EXERCISES])
+def test_documented_example(name):
+    run_documented_examples(md, f"{LESSON}/{name}")
+
+
+class Counting(nn.Module):
+    """Wraps a module and counts its calls."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
+@exercise("MultiCropNetwork.forward")
+def test_one_backbone_pass_per_resolution_and_per_view_results():
+    torch.manual_seed(0)
+    backbone = Counting(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    head = Counting(nn.Linear(4, 5))
+    network = md.MultiCropNetwork(backbone, head)
+    views = [torch.randn(2, 3, 16, 16) for _ in range(2)] + [torch.randn(2, 3, 8, 8) for _ in range(3)]
+    out = network(views)
+    assert out.shape == (10, 5), f"expected (V * B, K) = (10, 5), got {tuple(out.shape)}"
+    assert backbone.calls == 2, (
+        f"the backbone should run once per run of equal-size views (2), it ran {backbone.calls} times"
+    )
+    assert head.calls == 1, f"the head should run once on all features, it ran {head.calls} times"
+    with torch.no_grad():
+        expected = torch.cat([head.inner(backbone.inner(v)) for v in views])
+    torch.testing.assert_close(out.detach(), expected, msg="rows must be the per-view results, crop-major")
+
+
+@exercise("adaptive_head_dims")
+@pytest.mark.parametrize("embed_dim", [1, 3, 64, 96, 100, 384, 500, 4096])
+def test_widths_follow_the_rule(embed_dim):
+    hidden, bottleneck = md.adaptive_head_dims(embed_dim)
+    assert type(hidden) is int and type(bottleneck) is int, "return two Python ints"
+    assert hidden & (hidden - 1) == 0 and hidden <= 2048, f"hidden {hidden} must be a power of two, at most 2048"
+    assert hidden == 2048 or hidden >= 4 * embed_dim, (
+        f"hidden {hidden} must be at least 4 · D = {4 * embed_dim} (or the cap)"
+    )
+    assert bottleneck == max(1, hidden // 8), f"bottleneck must be hidden // 8 (at least 1), got {bottleneck}"
