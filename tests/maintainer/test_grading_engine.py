@@ -118,7 +118,7 @@ def test_a_correct_plain_loop_passes_and_a_wrong_exercise_fails_with_its_hint(st
     code, output = run_pytest(stubs)
     assert code == 1, output[-3000:]
     assert verdict(output, "ema_update") == "passed"
-    assert verdict(output, "build_teacher").startswith("failed: build_teacher must return a new nn.Module")
+    assert verdict(output, "build_teacher").startswith("failed: build_teacher returned the student itself")
     assert verdict(output, "cosine_schedule").startswith("not started")
 
 
