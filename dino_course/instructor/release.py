@@ -180,8 +180,8 @@ Upload that archive where your instructor tells you (e.g. Gradescope). Rules the
 - only the exercise files are graded; anything else you change is ignored;
 - an exercise file must not import or read the course's reference solutions (an exercise that
   does gets no points), nor write or delete files;
-- every exercise has a time limit (about 20 seconds for all its checks); an endless loop fails
-  that exercise only.
+- every check has a time limit (20 seconds unless your instructor says otherwise); an endless
+  loop fails that exercise only.
 """
 
 

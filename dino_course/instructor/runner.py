@@ -619,16 +619,19 @@ class Grader:
         workers = 0
         reused: list[str] = []
         keys = {lesson: self._key(lesson, learner) for lesson in lessons()}
-        with self._locked(list(keys.values())):
-            pending = []
-            for lesson, key in keys.items():
-                found = self.cache.get(key) if self.cache else None
-                if found is None:
-                    pending.append(lesson)
-                    continue
+
+        def reuse(lesson: str) -> bool:
+            found = self.cache.get(keys[lesson]) if self.cache else None
+            if found is not None:
                 reused.append(lesson)
                 verdicts.update(found["verdicts"])
                 violations.extend(found.get("violations", []))
+            return found is not None
+
+        waiting = [lesson for lesson in keys if not reuse(lesson)]
+        # Lock only what is still to grade (another job grading the same files waits, then reuses)
+        with self._locked([keys[lesson] for lesson in waiting]):
+            pending = [lesson for lesson in waiting if not reuse(lesson)]
             if pending:
                 done, workers = self._grade_lessons(pending, learner)
                 for lesson, data in done.items():

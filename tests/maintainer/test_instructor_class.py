@@ -17,7 +17,8 @@ attempts at the reference, planted files, broken archives; the 40th is written b
    them (the reference, a runtime attempt at the reference, a process exit) grade from scratch
    inside the bundle.
 
-About 3-6 minutes on 2 cores (more on a busy machine); run with `pytest --reference --maintainer`.
+Run with `pytest --reference --maintainer`. Measured on the shared 2-core development machine
+while other jobs used about one core (load 3): 320 s for the module, 257 s of it the batch.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def test_batch_grading_of_a_class_of_40(classroom):
         got = {e: float(rows[student][e]) for e in exercises()}
         assert got == want, student
         assert float(rows[student]["total"]) == sum(want.values()) and float(rows[student]["max"]) == points.total
-    assert float(rows["s04-reference"]["total"]) == points.total
+    assert float(rows["s01-reference"]["total"]) == points.total
     assert float(rows["s08-stubs-untouched"]["total"]) == 0
 
     assert _tree_hashes(classroom["submissions"]) == before, "grading changed the submissions"
@@ -219,7 +220,7 @@ def test_gradescope_autograder_on_the_same_class(classroom):
 
     # three graded from scratch inside the bundle (a fresh cache shared by the three only)
     fresh = classroom["root"] / "fresh-cache"
-    for student in ("s04-reference", "s32-imports-solutions-by-computed-name", "s25-calls-os-exit"):
+    for student in ("s01-reference", "s32-imports-solutions-by-computed-name", "s25-calls-os-exit"):
         root = _gradescope_root(classroom, student, classroom["root"] / "autograder-fresh")
         problems = _check_results(classroom, student, _run_autograder(classroom, root, fresh))
         assert not problems, "\n".join(problems)
