@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
-from dino_course.vit import vit_small, vit_tiny_cpu
+from dino_course.networks.vit import vit_small, vit_tiny_cpu
 from solutions.student_teacher import build_teacher, ema_update
 
 

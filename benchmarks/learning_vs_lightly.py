@@ -40,7 +40,7 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     from lightly_dino import LightlyDINO
 
     from dino_course import evaluation
-    from dino_course.train_job import _batch_generator, _epoch_order, _Parts, build_augmentation, build_model, build_schedules
+    from dino_course.job.train import _batch_generator, _epoch_order, _Parts, build_augmentation, build_model, build_schedules
 
     n_train = data.train_images.shape[0]
     steps_per_epoch = n_train // config.batch_size
@@ -73,7 +73,7 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
 
 def course_run(config, steps_per_epoch: int, epochs: int) -> list[tuple[float, float]]:
     """(k-NN top-1, last loss) after each epoch, from `dino-course train`'s own loop."""
-    from dino_course.train_job import run_training
+    from dino_course.job.train import run_training
 
     with tempfile.TemporaryDirectory() as folder:
         result = run_training(config.replace(eval_every=1), folder, quiet=True, progress=False, figures=False,
@@ -91,8 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*weight_norm.*")  # lightly's head still uses the old weight_norm
-    from dino_course.datasets import load_dataset
-    from dino_course.train_job import PRESETS
+    from dino_course.data.datasets import load_dataset
+    from dino_course.job.train import PRESETS
 
     config = PRESETS[args.preset]
     data = load_dataset(config.dataset, data=config.data, size=config.image_size, test_fraction=config.test_fraction, seed=config.seed)

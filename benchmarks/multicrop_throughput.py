@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DINO_COURSE_REFERENCE", "3.2")  # benchmark the reference pipeline
 
 from dino_course.multicrop import MULTICROP_PRESETS, MultiCropAugmentation, MultiCropDataset, collate_multicrop  # noqa: E402
-from dino_course.sample_images import sample_photo  # noqa: E402
+from dino_course.data.sample_images import sample_photo  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 

@@ -140,8 +140,8 @@ def main() -> None:
 
     from dino_course import loss as course_loss
     from dino_course import training
-    from dino_course.datasets import load_digits
-    from dino_course.train_job import PRESETS, _Parts, build_augmentation, build_model
+    from dino_course.data.datasets import load_digits
+    from dino_course.job.train import PRESETS, _Parts, build_augmentation, build_model
 
     config = PRESETS[args.preset]
     parts = _Parts()

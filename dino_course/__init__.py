@@ -18,9 +18,9 @@ Shape vocabulary, used in every docstring of the course:
 Multi-crop tensors are crop-major: `(V * B, ...)`, rows `v*B ... v*B + B - 1` are view v.
 """
 
-from dino_course import reference as _reference
+from dino_course.grading import reference_switch as _reference
 from dino_course.grading import check
-from dino_course.reference import use_reference
+from dino_course.grading.reference_switch import use_reference
 
 _reference.install()
 

@@ -16,7 +16,7 @@ Maintainers:
     dino-course stubs [--check]                     regenerate dino_course/ exercise stubs from solutions/
     dino-course notebooks [LESSON ...]              re-run lesson notebooks with the reference on, in place
 
-Every subcommand honours DINO_COURSE_REFERENCE (see `dino_course.reference`).
+Every subcommand honours DINO_COURSE_REFERENCE (see `dino_course.grading.reference_switch`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _run_progress(args: argparse.Namespace) -> int:
-    from dino_course.dashboard import print_progress
+    from dino_course.assessment.dashboard import print_progress
 
     print_progress(grade=not args.no_grade)
     return 0
@@ -66,7 +66,7 @@ def _run_stubs(args: argparse.Namespace) -> int:
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:
-    from dino_course.lesson_notebooks import regenerate
+    from dino_course.maintenance.lesson_notebooks import regenerate
 
     for path, seconds in regenerate(args.lessons or None, cell_timeout=args.timeout):
         print(f"ran {path} in {seconds:.0f} s")
@@ -161,7 +161,7 @@ def _add_instructor_commands(commands) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from dino_course.train_job import run_from_arguments
+    from dino_course.job.train import run_from_arguments
 
     return run_from_arguments(args)
 
@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     notebooks.set_defaults(run=_run_notebooks)
 
-    from dino_course.train_job import TRAIN_EPILOG, add_train_arguments
+    from dino_course.job.train import TRAIN_EPILOG, add_train_arguments
 
     train = commands.add_parser(
         "train", help="train DINO on a CPU (or under torchrun) with your code or the reference",
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if _student_edition():
-            from dino_course import reference
+            from dino_course.grading import reference_switch as reference
 
             reference.reference_lessons()  # a DINO_COURSE_REFERENCE setting: there is no reference to switch on
         return args.run(args)

@@ -206,7 +206,7 @@ def cls_attention_maps(backbone: nn.Module, images: torch.Tensor) -> torch.Tenso
         attention CLS pays to itself.
 
     Example:
-        >>> from dino_course.vit import vit_tiny_cpu
+        >>> from dino_course.networks.vit import vit_tiny_cpu
         >>> cls_attention_maps(vit_tiny_cpu(), torch.zeros(2, 3, 32, 32)).shape
         torch.Size([2, 3, 8, 8])
     """

@@ -33,7 +33,7 @@ from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated
 from dino_course.heads import BOTTLENECK_DIM, HIDDEN_DIM, OUTPUT_DIM, DINOProjectionHead
 from dino_course.multicrop import group_by_resolution
 from dino_course.student_teacher import MOMENTUM_END, MOMENTUM_START, StudentTeacherWrapper
-from dino_course.vit import VisionTransformer, vit_small, vit_tiny_cpu
+from dino_course.networks.vit import VisionTransformer, vit_small, vit_tiny_cpu
 
 LESSON = "3.3"
 LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"

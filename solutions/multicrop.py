@@ -25,7 +25,7 @@ sometimes solarised: the two teacher targets of an image are thus very different
 the student cannot match both by keeping low-level colour or texture statistics.
 
 Course implementation (named here): the crops of one image that share a size are augmented
-together as one batch, each crop with its own random parameters (`dino_course.photometric`);
+together as one batch, each crop with its own random parameters (`dino_course.data.photometric`);
 at the small CPU presets all crops of an image form one batch. In DataLoader workers,
 `MultiCropDataset` augments the images of a whole batch together (`augment_batch`). The
 random draws and probabilities are the paper's; the pixel arithmetic differs from the
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from dino_course import photometric
+from dino_course.data import photometric
 
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
 

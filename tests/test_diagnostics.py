@@ -39,7 +39,7 @@ import solutions.heads as ref_heads
 import solutions.model as ref_model
 from dino_course.grading.hints import FLOAT32_EPS, call_unmutated, expect, expect_close, expect_raises, expect_type
 from dino_course.grading.learner import LearnerModule
-from dino_course.vit import ViTConfig, VisionTransformer
+from dino_course.networks.vit import ViTConfig, VisionTransformer
 
 dg = LearnerModule("diagnostics")
 

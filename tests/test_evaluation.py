@@ -37,7 +37,7 @@ from dino_course.grading.errors import ExerciseNotStarted
 from dino_course.grading.hints import FLOAT32_EPS as EPS
 from dino_course.grading.hints import call_unmutated, expect, expect_close, expect_raises, expect_type
 from dino_course.grading.learner import LearnerModule
-from dino_course.vit import ViTConfig, VisionTransformer
+from dino_course.networks.vit import ViTConfig, VisionTransformer
 
 ev = LearnerModule("evaluation")
 ACCURACY_ATOL = 100 * 2 * EPS  # see the module docstring: two float32 roundings of a value ≤ 100

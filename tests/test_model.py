@@ -28,7 +28,7 @@ import solutions.heads as ref_heads
 import solutions.model as ref
 from dino_course.grading.hints import call_unmutated, expect, expect_close, expect_type
 from dino_course.grading.learner import LearnerModule
-from dino_course.vit import ViTConfig, VisionTransformer
+from dino_course.networks.vit import ViTConfig, VisionTransformer
 
 md = LearnerModule("model")
 hd = LearnerModule("heads")

@@ -27,7 +27,7 @@ from torch import nn
 import solutions.student_teacher as ref
 from dino_course.grading.hints import FLOAT32_EPS, expect, expect_close, expect_raises, expect_type
 from dino_course.grading.learner import LearnerModule
-from dino_course.vit import VisionTransformer, ViTConfig
+from dino_course.networks.vit import VisionTransformer, ViTConfig
 
 st = LearnerModule("student_teacher")
 

@@ -39,7 +39,7 @@ import solutions.training as ref
 from dino_course.grading import ExerciseNotStarted
 from dino_course.grading.hints import FLOAT32_EPS, expect, expect_close, expect_type
 from dino_course.grading.learner import LearnerModule
-from dino_course.vit import ViTConfig, VisionTransformer
+from dino_course.networks.vit import ViTConfig, VisionTransformer
 from solutions.heads import DINOProjectionHead
 from solutions.student_teacher import cosine_schedule
 

@@ -1,4 +1,4 @@
-"""The grading engine: exercise catalogue, stub generator, hidden-check plugin, in-notebook checks.
+"""The grading engine: exercise catalogue, reference switch, stub generator, hidden checks, `check()`.
 
 Learners meet two things from here: the `ExerciseNotStarted` error their stubs raise, and
 `check()` (re-exported as `dino_course.check`) that grades a lesson from inside a notebook.

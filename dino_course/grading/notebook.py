@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 
-from dino_course import reference
+from dino_course.grading import reference_switch as reference
 from dino_course.grading.catalog import REPO_ROOT, TESTS_DIR, lessons
 from dino_course.grading.report import GradeReport
 

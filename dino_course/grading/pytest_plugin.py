@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from dino_course import reference
+from dino_course.grading import reference_switch as reference
 from dino_course.grading import isolation
 from dino_course.grading.catalog import TESTS_DIR, Exercise, exercises, lessons
 from dino_course.grading.errors import ExerciseNotStarted, LearnerCodeError
@@ -68,7 +68,7 @@ def pytest_ignore_collect(collection_path, config: pytest.Config):
 # ----------------------------------------------------------------------------- the grading session
 
 
-_KEPT = ("dino_course", "dino_course.reference")
+_KEPT = ("dino_course", "dino_course.grading.reference_switch")
 
 
 def _course_modules() -> dict[str, object]:

@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 from dino_course.grading.catalog import PACKAGE_DIR, SolutionModule, solution_modules
-from dino_course.safe_files import atomic_write_text
+from dino_course.files.safe_files import atomic_write_text
 
 HEADER = (
     "# Your exercises for Lesson {lesson}: replace each `raise ExerciseNotStarted(...)` line with your code.\n"

@@ -41,7 +41,7 @@ from dino_course.instructor.points import DEFAULT_POINTS_FILE, Points, format_po
 from dino_course.instructor.release import require_full_course
 from dino_course.instructor.runner import Course, Grader, LessonCache, Limits, Runner, verdict_line
 from dino_course.instructor.submit import ZIP_DATE, read_submission
-from dino_course.safe_files import atomic_write_bytes, atomic_write_text
+from dino_course.files.safe_files import atomic_write_bytes, atomic_write_text
 
 SETUP_SH = """\
 #!/usr/bin/env bash

@@ -40,7 +40,7 @@ from dino_course.instructor.points import Points, format_points, load_points
 from dino_course.instructor.release import require_full_course
 from dino_course.instructor.runner import Course, Grader, LessonCache, Limits, Runner, SubmissionResult, verdict_line
 from dino_course.instructor.submit import read_submission
-from dino_course.safe_files import atomic_write_text
+from dino_course.files.safe_files import atomic_write_text
 
 MARKER = ".dino-course-grades.json"
 RESULT_FORMAT = 1

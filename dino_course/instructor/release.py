@@ -40,7 +40,7 @@ from dino_course.grading.catalog import (
 )
 from dino_course.instructor.points import Points, format_points, load_points
 from dino_course.instructor.public_checks import PUBLIC_LABEL, documented_docstrings
-from dino_course.safe_files import atomic_write_bytes
+from dino_course.files.safe_files import atomic_write_bytes
 
 RELEASE_AUTHOR = ("DINO course release", "dino-course-release@invalid")
 DEFAULT_DATE = 946684800  # 2000-01-01T00:00:00Z: a fixed date, so the commit id is reproducible

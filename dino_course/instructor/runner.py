@@ -60,7 +60,7 @@ from dino_course.grading.catalog import PACKAGE_DIR, REPO_ROOT, exercises, lesso
 from dino_course.grading.report import FAILED, NOT_GRADED, NOT_STARTED, PASSED, ExerciseVerdict, GradeReport
 from dino_course.instructor.points import Points
 from dino_course.instructor.submit import Submission
-from dino_course.safe_files import atomic_write_text
+from dino_course.files.safe_files import atomic_write_text
 
 COURSE_PARTS = ("dino_course", "solutions", "tests", "lessons", "conftest.py", "pyproject.toml")
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "maintainer", "browser", "*.egg-info")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from dino_course.grading.catalog import COURSE_PLAN_PATH, PACKAGE_DIR, REPO_ROOT, lessons, solution_modules
-from dino_course.safe_files import atomic_write_bytes
+from dino_course.files.safe_files import atomic_write_bytes
 
 FORMAT = "dino-course-submission/1"
 DEFAULT_ARCHIVE = "dino-course-submission.zip"

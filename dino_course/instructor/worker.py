@@ -294,7 +294,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from dino_course.grading.catalog import exercises
-    from dino_course.safe_files import atomic_write_text
+    from dino_course.files.safe_files import atomic_write_text
 
     torch.set_num_threads(1)
     guard = Guard(root, sorted({e.module for e in exercises().values()}), Path(os.environ.get("HOME", root)).resolve())

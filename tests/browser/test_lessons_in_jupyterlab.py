@@ -230,7 +230,7 @@ def test_harness_catches_a_cell_that_never_finishes(chromium, lab_server, lab_ro
 # --- the multi-crop lesson's crop explorer, on its own -----------------------------------------
 
 CROP_EXPLORER = '''\
-from dino_course.crop_explorer import CropExplorer
+from dino_course.widgets.crop_explorer import CropExplorer
 
 explorer = CropExplorer()
 explorer.widget
@@ -238,7 +238,7 @@ explorer.widget
 
 
 @pytest.mark.skipif(
-    not (REPO_ROOT / "dino_course" / "crop_explorer.py").exists(), reason="no dino_course/crop_explorer.py on this branch"
+    not (REPO_ROOT / "dino_course" / "crop_explorer.py").exists(), reason="no dino_course/widgets/crop_explorer.py on this branch"
 )
 @pytest.mark.timeout(NOTEBOOK_LIMIT_S + 600)
 def test_crop_explorer_responds_to_every_control(chromium, lab_server, lab_root, browser_artifacts):

@@ -288,7 +288,7 @@ def make_class(folder: Path, solutions_dir: Path, stubs_dir: Path) -> dict[str, 
         "conftest.py": b"def pytest_collection_modifyitems(items):\n    items.clear()\n",
         "tests/test_student_teacher.py": b"def test_everything():\n    pass\n",
         "solutions/student_teacher.py": reference.texts["student_teacher"].encode(),
-        "dino_course/vit.py": b"raise SystemExit('replaced given code')\n",
+        "dino_course/networks/vit.py": b"raise SystemExit('replaced given code')\n",
     }
     archive("s36-plants-extra-files", stubs, Expected(NOT_STARTED, notes=r"ignored 4 file"), extra=planted)
     _zip_with_escape(folder / "s37-archive-entry-escapes.zip", reference.bytes())

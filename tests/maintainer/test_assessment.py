@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
-from dino_course import assessment, dashboard
-from dino_course.assessment import (
+from dino_course.assessment import dashboard, self_assessment as assessment
+from dino_course.assessment.self_assessment import (
     DEMONSTRATED, NEEDS_WORK, NOT_AVAILABLE, SKILLS, TOPICS, RatingPanel, Skill, render_skills, skills_check,
 )
 from dino_course.grading.catalog import REPO_ROOT, Exercise, exercises, lessons
 from dino_course.grading.report import FAILED, NOT_STARTED, PASSED, ExerciseVerdict, GradeReport
-from dino_course.progress import ProgressStore
+from dino_course.assessment.progress import ProgressStore
 
 pytestmark = pytest.mark.maintainer
 
@@ -89,7 +89,7 @@ def test_reference_passes_are_labelled_as_not_your_own():
 
 def test_skills_check_runs_the_real_hidden_checks(monkeypatch):
     """With the reference on, the 3.1 skill is demonstrated; with the learner's stubs it needs work."""
-    from dino_course.reference import use_reference
+    from dino_course.grading.reference_switch import use_reference
 
     monkeypatch.setenv("DINO_COURSE_REFERENCE", "")
     try:
@@ -171,7 +171,7 @@ def test_rating_panel_survives_a_damaged_file_and_an_unwritable_one(store, monke
 
 
 def test_dashboard_rows_combine_grades_ratings_and_quiz(store):
-    from dino_course.quiz import questions
+    from dino_course.assessment.quiz import questions
 
     store.set_rating("ema", 6)
     store.set_rating("debugging", 9)  # taught in 3.1 and 3.3

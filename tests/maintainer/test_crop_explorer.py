@@ -13,8 +13,8 @@ from PIL import Image  # noqa: E402
 import os  # noqa: E402
 
 from dino_course import use_reference  # noqa: E402
-from dino_course.reference import ENV_VAR  # noqa: E402
-from dino_course.sample_images import SAMPLE_PHOTOS, sample_photo  # noqa: E402
+from dino_course.grading.reference_switch import ENV_VAR  # noqa: E402
+from dino_course.data.sample_images import SAMPLE_PHOTOS, sample_photo  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def restore_reference_switch():
 @pytest.fixture
 def explorer():
     use_reference("3.2")  # the explorer runs on dino_course.multicrop: the reference here
-    from dino_course.crop_explorer import CropExplorer
+    from dino_course.widgets.crop_explorer import CropExplorer
 
     made = CropExplorer(photo="coffee", n_local_crops=4, seed=0)
     yield made
@@ -98,7 +98,7 @@ def test_photo_and_size_dropdowns(explorer):
 def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch):
     use_reference(None)
     from dino_course import multicrop
-    from dino_course.crop_explorer import CropExplorer
+    from dino_course.widgets.crop_explorer import CropExplorer
     from dino_course.grading import ExerciseNotStarted
 
     def not_started(*args, **kwargs):
@@ -114,7 +114,7 @@ def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch
 
 def test_plot_multicrop_accepts_tensors_and_titles_views():
     use_reference("3.2")
-    from dino_course.crop_plots import plot_multicrop
+    from dino_course.widgets.crop_plots import plot_multicrop
     from dino_course.multicrop import MultiCropAugmentation
 
     image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
@@ -131,7 +131,7 @@ def test_plot_multicrop_accepts_tensors_and_titles_views():
 def test_default_explorer_starts_where_every_toggle_changes_the_crops():
     """At its default state each toggle visibly matters: switching it off changes some view's pixels."""
     use_reference("3.2")
-    from dino_course.crop_explorer import CropExplorer, fired_augmentations
+    from dino_course.widgets.crop_explorer import CropExplorer, fired_augmentations
     from dino_course.multicrop import AUGMENTATIONS
 
     made = CropExplorer()
@@ -155,7 +155,7 @@ def test_default_explorer_starts_where_every_toggle_changes_the_crops():
 
 def test_explorer_keeps_the_papers_probabilities_and_captions_them():
     use_reference("3.2")
-    from dino_course.crop_explorer import CropExplorer
+    from dino_course.widgets.crop_explorer import CropExplorer
 
     made = CropExplorer(photo="coffee", n_local_crops=4)
     g1, g2, local = made.augmentation().recipes[:3]
@@ -174,8 +174,8 @@ def test_widget_figures_are_not_left_open_in_pyplot():
     import matplotlib.pyplot as plt
 
     use_reference("3.2")
-    from dino_course.crop_explorer import CropExplorer
-    from dino_course.loss_explorer import CenteringExplorer
+    from dino_course.widgets.crop_explorer import CropExplorer
+    from dino_course.widgets.loss_explorer import CenteringExplorer
 
     plt.close("all")
     CropExplorer(seed=0)

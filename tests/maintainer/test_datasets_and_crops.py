@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dino_course.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
-from dino_course.datasets import load_dataset, load_digits, load_image_folder
-from dino_course.train_job import PRESETS, build_augmentation
+from dino_course.data.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
+from dino_course.data.datasets import load_dataset, load_digits, load_image_folder
+from dino_course.job.train import PRESETS, build_augmentation
 
 pytestmark = pytest.mark.maintainer
 

@@ -10,7 +10,7 @@ import torch  # noqa: E402
 
 import solutions.diagnostics as diagnostics  # noqa: E402
 import solutions.model as model  # noqa: E402
-from dino_course.feature_plots import plot_feature_quality  # noqa: E402
+from dino_course.widgets.feature_plots import plot_feature_quality  # noqa: E402
 
 
 def test_network_outputs_and_divergence_summary():

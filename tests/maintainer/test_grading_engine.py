@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dino_course import reference
+from dino_course.grading import reference_switch as reference
 from dino_course.grading.catalog import PACKAGE_DIR, REPO_ROOT, SOLUTIONS_DIR, exercises, lessons
 from dino_course.grading.isolation import LEARNER_DIR_ENV
 from dino_course.grading.notebook import grade
@@ -234,14 +234,14 @@ def test_in_process_check_grades_one_exercise(monkeypatch):
 def test_in_process_check_leaves_the_notebooks_modules_alone(monkeypatch, finished):
     """`check()` in a notebook must not replace the modules (and classes) the notebook is using."""
     import dino_course.student_teacher as before_module
-    import dino_course.vit as before_vit
+    import dino_course.networks.vit as before_vit
 
     monkeypatch.setenv(reference.ENV_VAR, "")
     monkeypatch.setenv(LEARNER_DIR_ENV, str(finished))
     report = grade("3.1")
     assert report.counts()["passed"] == len(lessons()["3.1"].exercises), report.render()
     assert sys.modules["dino_course.student_teacher"] is before_module
-    assert sys.modules["dino_course.vit"] is before_vit
+    assert sys.modules["dino_course.networks.vit"] is before_vit
 
 
 def test_bad_reference_setting_is_named(monkeypatch):

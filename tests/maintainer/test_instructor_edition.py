@@ -194,14 +194,14 @@ def test_reading_a_submission_keeps_only_exercise_files(tmp_path):
     path = tmp_path / "s.zip"
     path.write_bytes(_zip({
         "dino_course/loss.py": b"x = 1\n", "/etc/passwd": b"", "../up.py": b"", "dino_course/heads.py": b"/etc",
-        "dino_course/vit.py": b"given code", "dino_course/model.py": b"x" * (MAX_FILE_BYTES + 1),
+        "dino_course/networks/vit.py": b"given code", "dino_course/model.py": b"x" * (MAX_FILE_BYTES + 1),
     }, links=("dino_course/heads.py",)))
     submission = read_archive(path)
     assert submission.files == {"loss": b"x = 1\n"}
     notes = "\n".join(submission.notes)
     for refused in ("/etc/passwd", "../up.py", "dino_course/heads.py: a symbolic link", "dino_course/model.py"):
         assert f"refused {refused}" in notes, notes
-    assert "ignored 1 file(s)" in notes and "dino_course/vit.py" in notes
+    assert "ignored 1 file(s)" in notes and "dino_course/networks/vit.py" in notes
     folder = tmp_path / "loose"
     folder.mkdir()
     (folder / "temperature.py").write_text("y = 2\n")

@@ -10,7 +10,7 @@ import torch
 
 import solutions.heads as heads
 import solutions.model as model
-from dino_course.vit import ViTConfig, VisionTransformer
+from dino_course.networks.vit import ViTConfig, VisionTransformer
 
 
 def multicrop_views(global_size: int, local_size: int, n_local: int, batch: int = 2) -> list[torch.Tensor]:

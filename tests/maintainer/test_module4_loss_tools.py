@@ -22,7 +22,7 @@ def test_docstring_examples(name):
 
 
 def test_centering_simulation_shows_the_dominant_dimension_cancelled():
-    from dino_course.loss_explorer import simulate_centering
+    from dino_course.widgets.loss_explorer import simulate_centering
 
     with_center = simulate_centering(bias=1.0)
     without = simulate_centering(bias=1.0, use_centering=False)
@@ -33,7 +33,7 @@ def test_centering_simulation_shows_the_dominant_dimension_cancelled():
 
 
 def test_collapse_regimes_tell_the_two_collapses_apart():
-    from dino_course.loss_explorer import collapse_regimes
+    from dino_course.widgets.loss_explorer import collapse_regimes
 
     regimes = collapse_regimes()
     log_k = regimes["log_k"]
@@ -47,7 +47,7 @@ def test_collapse_regimes_tell_the_two_collapses_apart():
 
 def test_pair_losses_average_to_the_dino_loss(golden):
     from dino_course.loss import dino_loss
-    from dino_course.loss_explorer import pair_losses
+    from dino_course.widgets.loss_explorer import pair_losses
 
     call = golden["loss"]["calls"][2]
     table = pair_losses(call["student_output"], call["teacher_output"], call["center_before"], call["teacher_temp"])
@@ -62,7 +62,7 @@ def test_widgets_redraw_on_value_changes_without_a_browser():
     import matplotlib
 
     matplotlib.use("Agg")
-    from dino_course.loss_explorer import CenteringExplorer, TemperatureExplorer
+    from dino_course.widgets.loss_explorer import CenteringExplorer, TemperatureExplorer
 
     explorer = CenteringExplorer()
     assert explorer.error is None
@@ -79,7 +79,7 @@ def test_widgets_redraw_on_value_changes_without_a_browser():
 
 
 def test_demo_crops_and_entropies():
-    from dino_course.training_demo import digit_images, multicrop_views, teacher_entropies
+    from dino_course.job.demo import digit_images, multicrop_views, teacher_entropies
 
     images = digit_images(16, limit=10)
     assert images.shape == (10, 3, 16, 16) and 0.0 <= float(images.min()) and float(images.max()) <= 1.0
@@ -90,7 +90,7 @@ def test_demo_crops_and_entropies():
 
 
 def test_demo_training_runs_and_is_deterministic():
-    from dino_course.training_demo import DemoConfig, digit_images, run_demo_training
+    from dino_course.job.demo import DemoConfig, digit_images, run_demo_training
 
     config = DemoConfig(steps=3, steps_per_epoch=2, batch_size=8)
     images = digit_images(16, limit=40)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import solutions.multicrop as ref
-from dino_course import photometric
+from dino_course.data import photometric
 
 SIGMAS = 4.5
 

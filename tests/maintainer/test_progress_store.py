@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from dino_course import progress
+from dino_course.assessment import progress
 from dino_course.grading.catalog import REPO_ROOT
-from dino_course.progress import PROGRESS_ENV_VAR, ProgressStore, default_progress_path, empty_progress
+from dino_course.assessment.progress import PROGRESS_ENV_VAR, ProgressStore, default_progress_path, empty_progress
 
 pytestmark = pytest.mark.maintainer
 
@@ -127,7 +127,7 @@ def test_progress_folder_is_ignored_by_git():
 SAVER = textwrap.dedent(
     """
     import sys, time
-    from dino_course.progress import ProgressStore
+    from dino_course.assessment.progress import ProgressStore
     path, name, count, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     store = ProgressStore(path)
     while time.time() < start_at:  # both processes start saving at the same moment

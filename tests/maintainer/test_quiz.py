@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from dino_course import quiz
-from dino_course.assessment import TOPICS
+from dino_course.assessment import quiz
+from dino_course.assessment.self_assessment import TOPICS
 from dino_course.grading.catalog import REPO_ROOT
-from dino_course.progress import ProgressStore
+from dino_course.assessment.progress import ProgressStore
 
 pytestmark = pytest.mark.maintainer
 

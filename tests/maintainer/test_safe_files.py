@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from dino_course.safe_files import atomic_write_text
+from dino_course.files.safe_files import atomic_write_text
 
 pytestmark = pytest.mark.maintainer
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from dino_course import use_reference
-from dino_course.checkpoints import CheckpointError, load_checkpoint
-from dino_course.reference import ENV_VAR
+from dino_course.job.checkpoints import CheckpointError, load_checkpoint
+from dino_course.grading.reference_switch import ENV_VAR
 
 pytestmark = pytest.mark.maintainer
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def reference_on():
 
 
 def tiny(**changes):
-    from dino_course.train_job import PRESETS
+    from dino_course.job.train import PRESETS
 
     return PRESETS["tiny"].replace(threads=1, **changes)
 
@@ -43,7 +43,7 @@ def losses(metrics: dict) -> list[float]:
 
 
 def test_resume_continues_the_same_trajectory(tmp_path, reference_on):
-    from dino_course.train_job import run_training
+    from dino_course.job.train import run_training
 
     config = tiny()
     whole = run_training(config, tmp_path / "whole", quiet=True, progress=False, figures=False)
@@ -60,7 +60,7 @@ def test_resume_continues_the_same_trajectory(tmp_path, reference_on):
 
 
 def test_resume_refuses_other_settings(tmp_path, reference_on):
-    from dino_course.train_job import run_training
+    from dino_course.job.train import run_training
 
     run_training(tiny(), tmp_path, quiet=True, progress=False, figures=False, stop_after=1)
     with pytest.raises(CheckpointError, match="other settings"):
@@ -69,7 +69,7 @@ def test_resume_refuses_other_settings(tmp_path, reference_on):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "not-a-checkpoint"])
 def test_damaged_checkpoint_gives_a_clear_error(tmp_path, reference_on, damage):
-    from dino_course.train_job import run_training
+    from dino_course.job.train import run_training
 
     run_training(tiny(), tmp_path, quiet=True, progress=False, figures=False, stop_after=1)
     path = tmp_path / "checkpoint.pt"
@@ -162,7 +162,7 @@ def test_a_cpu_digits_run_that_falls_short_points_to_the_reference(
     # reference reaches and how to find the exercise that differs, instead of guessing.
     import argparse
 
-    from dino_course import train_job
+    from dino_course.job import train as train_job
 
     metrics = {"evaluations": [{"knn_top1": knn}], "train_seconds": 1.0,
                "warnings": [{"epoch": 5, "warning": "collapse warning: ..."}] if warned else []}
@@ -185,7 +185,7 @@ HEALTHY = {"teacher_entropy": 0.5, "mean_entropy": 0.8, "feature_spread": 1.0, "
     ({"feature_spread": 0.1}, "features are merging"),
 ])
 def test_the_collapse_monitor_names_each_collapse(changes, words):
-    from dino_course.train_job import CollapseMonitor
+    from dino_course.job.train import CollapseMonitor
 
     warnings = CollapseMonitor().check({**HEALTHY, **changes}, initial=HEALTHY)
     assert (warnings == []) if words is None else (len(warnings) == 1 and words in warnings[0]), warnings
@@ -195,7 +195,7 @@ def test_a_loss_that_ignores_the_center_is_named_before_training(tmp_path, refer
     # The collapse statistics are measured with the center, so a loss that never subtracts it
     # looks like "sharpening too weak" there; the job probes dino_loss itself and says so first.
     from dino_course import loss
-    from dino_course.train_job import CENTER_IGNORED, loss_ignores_center, run_training
+    from dino_course.job.train import CENTER_IGNORED, loss_ignores_center, run_training
 
     reference = loss.dino_loss
 
@@ -224,7 +224,7 @@ def test_the_default_preset_learns_with_the_reference_code(tmp_path, reference_o
     # drifted to uniform outputs and gained about 6 points in a whole run; after 20 of its 60
     # epochs this one has gained 18 (seed 0; README, "The main job"). The full schedule is kept
     # and the run stopped early, because a 20-epoch schedule is a different, slower run.
-    from dino_course.train_job import PRESETS, run_training
+    from dino_course.job.train import PRESETS, run_training
 
     config = PRESETS["cpu-digits"].replace(eval_every=20, threads=2)
     stop = 20 * 22  # 20 epochs of 22 iterations

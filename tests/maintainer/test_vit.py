@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dino_course.vit import TINY_CPU, VIT_SMALL_16, ViTConfig, VisionTransformer, interpolate_pos_embed, vit_small, vit_tiny_cpu
+from dino_course.networks.vit import TINY_CPU, VIT_SMALL_16, ViTConfig, VisionTransformer, interpolate_pos_embed, vit_small, vit_tiny_cpu
 
 pytestmark = pytest.mark.maintainer
 

@@ -59,7 +59,7 @@ def test_accuracies_are_percentages():
 
 @exercise("cls_attention_maps")
 def test_maps_are_non_negative_and_sum_below_one():
-    from dino_course.vit import vit_tiny_cpu
+    from dino_course.networks.vit import vit_tiny_cpu
 
     torch.manual_seed(0)
     maps = ev.cls_attention_maps(vit_tiny_cpu(), torch.randn(2, 3, 16, 32))

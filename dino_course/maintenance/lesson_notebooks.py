@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from dino_course.grading.catalog import REPO_ROOT, lessons
-from dino_course.reference import ENV_VAR
-from dino_course.safe_files import atomic_write_text
+from dino_course.grading.reference_switch import ENV_VAR
+from dino_course.files.safe_files import atomic_write_text
 
 
 def _notebooks_named(lesson_id: str) -> list[Path]:

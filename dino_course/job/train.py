@@ -12,7 +12,7 @@ Output folder (`--output`, default `runs/dino`):
                           accuracy and collapse statistics, timings
     training_curves.png   loss and held-out k-NN accuracy
     attention_maps.png    last-block CLS attention per head and the 60 % mass masks
-    checkpoint.pt         everything needed for `--resume` (see `dino_course.checkpoints`)
+    checkpoint.pt         everything needed for `--resume` (see `dino_course.job.checkpoints`)
 
 The default preset `cpu-digits` and every way it departs from the paper are documented in
 `PRESETS` below; `dino-course train --help` prints them too.
@@ -30,13 +30,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dino_course.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
-from dino_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from dino_course.datasets import ImageSet, load_dataset
-from dino_course.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
+from dino_course.data.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
+from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from dino_course.data.datasets import ImageSet, load_dataset
+from dino_course.job.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
 from dino_course.grading import ExerciseNotStarted
-from dino_course.safe_files import atomic_write_text
-from dino_course.vit import ViTConfig, VisionTransformer
+from dino_course.files.safe_files import atomic_write_text
+from dino_course.networks.vit import ViTConfig, VisionTransformer
 
 __all__ = [
     "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseMonitor",
@@ -525,7 +525,7 @@ def run_training(
         if env.is_main:
             atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=1))
             if figures and not interrupted:
-                from dino_course.run_figures import plot_attention_figure, plot_training_curves
+                from dino_course.job.figures import plot_attention_figure, plot_training_curves
 
                 plot_training_curves(metrics, output_dir / "training_curves.png")
                 images = config.network_input(data.test_images[:6])
@@ -604,7 +604,7 @@ def config_from_arguments(args) -> TrainConfig:
 
 def run_from_arguments(args) -> int:
     """The body of `dino-course train`: exit status 0 when done, 3 when interrupted, 2 on a problem."""
-    from dino_course.reference import reference_lessons
+    from dino_course.grading.reference_switch import reference_lessons
 
     config = config_from_arguments(args)
     switched = reference_lessons()

@@ -1,6 +1,6 @@
 """Lesson 3.4: the Module 3 self-assessment. Self-rating topics and sliders, and the skills check.
 
-Self-ratings (1–10 per topic) are saved in the progress file (`dino_course.progress`). The
+Self-ratings (1–10 per topic) are saved in the progress file (`dino_course.assessment.progress`). The
 skills check is not a questionnaire: each practical skill is tied to the hidden checks of the
 exercises that demonstrate it, and `skills_check()` runs those checks on your code (the same
 ones `pytest` and `check()` run) to say which skills you have demonstrated and, for the others,
@@ -186,7 +186,7 @@ def untouched_lessons_report(lesson_id: str) -> GradeReport | None:
     it from a text comparison, without running them (a learner at Lesson 3.4 has not touched
     Module 4 yet, and grading it would cost time for nothing).
     """
-    from dino_course import reference
+    from dino_course.grading import reference_switch as reference
     from dino_course.grading.catalog import solution_modules
     from dino_course.grading.report import ExerciseVerdict
     from dino_course.grading.stubs import generate_stub, stub_path

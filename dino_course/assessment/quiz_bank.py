@@ -1,5 +1,5 @@
 """The Module 3 quiz questions (Lesson 3.4). Generated data: prompts and choices in plain text,
-each answer key encoded (see `dino_course.quiz`: `decode_key` / `encode_key`)."""
+each answer key encoded (see `dino_course.assessment.quiz`: `decode_key` / `encode_key`)."""
 
 # fmt: off
 QUESTIONS = [{'id': 'ema-stable-targets',

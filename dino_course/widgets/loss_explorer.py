@@ -1,6 +1,6 @@
 """Pictures and widgets for Lessons 4.1-4.3: centering, sharpening and the two collapses.
 
-    from dino_course.loss_explorer import CenteringExplorer, TemperatureExplorer
+    from dino_course.widgets.loss_explorer import CenteringExplorer, TemperatureExplorer
     CenteringExplorer().widget        # display it in JupyterLab
 
 Everything here runs on *your* exercises (`update_center`, `sharpen`, `entropy`) unless the

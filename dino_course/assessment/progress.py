@@ -41,10 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dino_course.file_lock import locked
+from dino_course.files.file_lock import locked
 from dino_course.grading.catalog import REPO_ROOT
-from dino_course.reference import ENV_VAR as REFERENCE_ENV_VAR
-from dino_course.safe_files import atomic_write_text, keep_aside
+from dino_course.grading.reference_switch import ENV_VAR as REFERENCE_ENV_VAR
+from dino_course.files.safe_files import atomic_write_text, keep_aside
 
 PROGRESS_ENV_VAR = "DINO_COURSE_PROGRESS"
 FORMAT = "dino-course-progress"

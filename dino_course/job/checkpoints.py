@@ -14,7 +14,7 @@ A checkpoint is one file (`checkpoint.pt` in the output folder) holding a plain 
                   from the config's seed, so it needs no state of its own)
     metrics       the history so far (losses, k-NN accuracies, collapse statistics)
 
-It is written atomically (`dino_course.safe_files`), so a crash or Ctrl-C during the write
+It is written atomically (`dino_course.files.safe_files`), so a crash or Ctrl-C during the write
 leaves the previous checkpoint intact, and loaded with `torch.load(..., weights_only=True)`,
 which refuses anything but tensors and plain containers: a checkpoint cannot run code.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from dino_course.safe_files import atomic_write_bytes
+from dino_course.files.safe_files import atomic_write_bytes
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 
@@ -100,7 +100,7 @@ def export_teacher_backbone(checkpoint_path: str | Path, path: str | Path, summa
 
 def load_teacher_backbone(path: str | Path = SHIPPED_DIGITS_BACKBONE):
     """A `VisionTransformer` with the weights saved by `export_teacher_backbone` (eval mode), and the file's dict."""
-    from dino_course.vit import ViTConfig, VisionTransformer
+    from dino_course.networks.vit import ViTConfig, VisionTransformer
 
     path = Path(path)
     try:

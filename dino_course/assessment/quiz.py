@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dino_course.quiz_bank import QUESTIONS
+from dino_course.assessment.quiz_bank import QUESTIONS
 
 __all__ = [
     "Choice", "Question", "Feedback", "questions", "question", "grade_answer", "quiz_scores", "QuizPanel",

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dino_course.assessment import TOPICS, grade_lessons
+from dino_course.assessment.self_assessment import TOPICS, grade_lessons
 from dino_course.grading.catalog import lesson_sort_key, lessons
 from dino_course.grading.report import FAILED, NOT_STARTED, PASSED, GradeReport
-from dino_course.progress import ProgressStore
-from dino_course.quiz import quiz_scores
+from dino_course.assessment.progress import ProgressStore
+from dino_course.assessment.quiz import quiz_scores
 
 __all__ = ["LessonProgress", "course_progress", "render_table", "table_html", "plot_progress", "print_progress"]
 

@@ -1,6 +1,6 @@
 """An interactive crop explorer: sliders and toggles that redraw the multi-crop of a photo.
 
-    from dino_course.crop_explorer import CropExplorer
+    from dino_course.widgets.crop_explorer import CropExplorer
     CropExplorer().widget          # display it in JupyterLab
 
 The logic lives in `CropExplorer` (a plain class) and is tested without a browser: setting a
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 
-from dino_course.sample_images import SAMPLE_PHOTOS, sample_photo
+from dino_course.data.sample_images import SAMPLE_PHOTOS, sample_photo
 
 __all__ = ["CropExplorer", "fired_augmentations", "recipe_caption"]
 
@@ -163,7 +163,7 @@ class CropExplorer:
         """Draw a fresh sample for the current values (called on every widget change)."""
         import torch
 
-        from dino_course.crop_plots import plot_multicrop
+        from dino_course.widgets.crop_plots import plot_multicrop
 
         try:
             generator = torch.Generator().manual_seed(self.seed.value)

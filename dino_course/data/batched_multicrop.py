@@ -17,7 +17,7 @@ Deviations from the DINO recipe (Caron et al. 2021, Appendix, after BYOL), named
 
 Randomness comes from an explicit `torch.Generator`, and the parameters of a whole global
 batch are drawn before a process takes its shard, so a run split over N processes sees
-exactly the views of a single-process run (see `dino_course.distributed`).
+exactly the views of a single-process run (see `dino_course.job.distributed`).
 """
 
 from __future__ import annotations

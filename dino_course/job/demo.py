@@ -118,7 +118,7 @@ def run_demo_training(config: DemoConfig = DemoConfig(), images: torch.Tensor | 
     from dino_course.heads import DINOProjectionHead
     from dino_course.loss import DINOLoss
     from dino_course.model import CompleteDINOModel
-    from dino_course.vit import ViTConfig, VisionTransformer
+    from dino_course.networks.vit import ViTConfig, VisionTransformer
     from dino_course.training import TrainingSchedules, parameter_groups, train_step
 
     torch.manual_seed(config.seed)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from dino_course.safe_files import atomic_write_bytes
+from dino_course.files.safe_files import atomic_write_bytes
 
 __all__ = ["plot_training_curves", "plot_attention_figure", "attention_figure"]
 
