@@ -13,6 +13,10 @@ Exercise verdicts are *not* stored here: they are always recomputed by running t
 checks, so the file cannot claim work that the code does not do.
 
 Reliability:
+- reading takes no lock and writes nothing (each save is an atomic rename, so a reader sees a whole
+  file), so viewing works in a read-only copy; a UTF-8 byte-order mark is accepted;
+- a save that cannot be written says where and why, and keeps the change in memory
+  (`ProgressStore.pending`) to write it with the next save that works;
 - every save is a read-merge-write under an inter-process lock (`file_lock.locked`): the file is
   re-read, the one changed entry is applied, and the result written back atomically
   (`safe_files.atomic_write_text`). Two notebooks saving at once therefore both keep their answers.
@@ -117,6 +121,13 @@ def validate(data: Any) -> dict[str, Any]:
     return data
 
 
+def _reason(error: BaseException) -> str:
+    """An OS error in words, without the traceback: 'Permission denied: /path'."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    return str(error) or type(error).__name__
+
+
 def _report_to_stderr(message: str) -> None:
     print(f"dino-course: {message}", file=sys.stderr)
 
@@ -124,41 +135,78 @@ def _report_to_stderr(message: str) -> None:
 class ProgressStore:
     """Reads and updates one progress file safely (see the module docstring).
 
+    Reading never needs write access: every save replaces the file by an atomic rename, so a
+    reader always sees a whole file and takes no lock. A save that cannot be written (a read-only
+    folder, a folder where the file should be, a full disk) says where and why, and the change is
+    kept in memory (`pending`): this store shows it and writes it with the next save that works.
+
     Args:
         path: the JSON file; default `default_progress_path()`.
         report: called with a one-paragraph message when a damaged file is found and kept
-            aside (default: print to stderr). Every message is also kept in `notices`.
+            aside, or when a save fails (default: print to stderr). Every message is also kept
+            in `notices`.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, report: Callable[[str], None] | None = None) -> None:
         self.path = Path(path) if path is not None else default_progress_path()
         self.report = report or _report_to_stderr
         self.notices: list[str] = []
+        self.pending: list[Callable[[dict[str, Any]], None]] = []  # changes not written yet
+
+    def _notice(self, message: str) -> None:
+        if message not in self.notices:  # say it once, not at every view
+            self.notices.append(message)
+            self.report(message)
 
     # -- reading ------------------------------------------------------------------------------
 
+    def _read(self) -> dict[str, Any]:
+        """The file's content, validated; an empty progress if there is no file yet.
+
+        Raises:
+            ProgressFileDamaged, json.JSONDecodeError, UnicodeDecodeError: the content is damaged.
+            OSError: the file cannot be read (a folder in its place, no permission).
+        """
+        try:
+            text = self.path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark some editors add is harmless
+        except (FileNotFoundError, NotADirectoryError):  # no file yet (or no folder that could hold one)
+            return empty_progress()
+        return validate(json.loads(text))
+
     def _read_or_recover(self) -> dict[str, Any]:
         """The file's content; call with the lock held. A damaged file is kept aside and replaced."""
-        if not self.path.exists():
-            return empty_progress()
         try:
-            return validate(json.loads(self.path.read_text(encoding="utf-8")))
+            return self._read()
         except (ProgressFileDamaged, json.JSONDecodeError, UnicodeDecodeError) as exc:
             backup = keep_aside(self.path, "damaged")
             atomic_write_text(self.path, json.dumps(empty_progress(), indent=2) + "\n")
-            message = (
+            self._notice(
                 f"your progress file {self.path.name} could not be read ({exc}). It was kept as "
                 f"{backup.name} in the same folder ({self.path.parent}) and a fresh one was started; "
                 "copy entries back from the backup if you need them."
             )
-            self.notices.append(message)
-            self.report(message)
             return empty_progress()
 
     def load(self) -> dict[str, Any]:
-        """The current progress (a fresh, empty one if there is no file yet)."""
-        with locked(self.path):
-            return self._read_or_recover()
+        """The current progress (a fresh, empty one if there is no file yet), with unsaved changes applied."""
+        try:
+            data = self._read()
+        except (ProgressFileDamaged, json.JSONDecodeError, UnicodeDecodeError):
+            try:
+                with locked(self.path):
+                    data = self._read_or_recover()
+            except OSError as exc:
+                self._notice(
+                    f"your progress file {self.path} could not be read, and could not be set aside to start a "
+                    f"fresh one ({_reason(exc)}); it was left as it is. Showing no saved answers."
+                )
+                data = empty_progress()
+        except OSError as exc:
+            self._notice(f"your progress file {self.path} could not be read ({_reason(exc)}). Showing no saved answers.")
+            data = empty_progress()
+        for change in self.pending:
+            change(data)
+        return data
 
     def ratings(self) -> dict[str, int]:
         return {topic: entry["value"] for topic, entry in self.load()["ratings"].items()}
@@ -169,13 +217,31 @@ class ProgressStore:
     # -- writing ------------------------------------------------------------------------------
 
     def update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Apply `change` to the freshly read file content and write it back, all under the lock."""
-        with locked(self.path):
-            data = self._read_or_recover()
-            change(data)
-            validate(data)  # never write a file that the next read would reject
-            atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-            return data
+        """Apply `change` (and any unsaved earlier ones) to the freshly read file and write it back,
+        all under the lock. If the file cannot be written, the changes stay in `pending`."""
+        self.pending.append(change)
+        try:
+            with locked(self.path):
+                data = self._read_or_recover()
+                for pending in self.pending:
+                    pending(data)
+                validate(data)  # never write a file that the next read would reject
+                atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        except (OSError, TimeoutError) as exc:
+            self._notice(
+                f"could not save your progress to {self.path} ({_reason(exc)}). Your answers are kept in memory "
+                f"for this session and saved with the next save that works; to keep them elsewhere, set "
+                f"${PROGRESS_ENV_VAR} to a file you can write."
+            )
+            return self.load()
+        self.pending.clear()
+        return data
+
+    def save_pending(self) -> bool:
+        """Try again to write the changes kept in memory; True when nothing is left unsaved."""
+        if self.pending:
+            self.update(lambda data: None)
+        return not self.pending
 
     def set_rating(self, topic: str, value: int) -> None:
         """Save the self-rating (1..10) of `topic`."""

@@ -13,6 +13,7 @@ on a file that has just been renamed away protects nothing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -52,6 +53,20 @@ def _unlock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
+def _open_lock_file(lock_file: Path) -> int:
+    """Open (creating it) the lock file itself, never what a symbolic link in its place points to."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(lock_file, flags, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    # A symbolic link where the lock file belongs (perhaps dangling, left by a copy or a sync tool):
+    # a lock file holds no data, so replace the link with a file of our own.
+    lock_file.unlink()
+    return os.open(lock_file, flags, 0o644)
+
+
 @contextlib.contextmanager
 def locked(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT_S) -> Iterator[None]:
     """Hold an exclusive inter-process lock for `path` (via `<path>.lock`) inside the `with` block.
@@ -61,7 +76,7 @@ def locked(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT_S) -> Itera
     """
     lock_file = lock_path_for(path)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock_file(lock_file)
     try:
         deadline = time.monotonic() + timeout
         while not _try_lock(fd):

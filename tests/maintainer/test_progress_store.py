@@ -166,3 +166,77 @@ def test_two_processes_saving_at_once_lose_nothing(tmp_path):
         assert not missing, f"answers of the {name} notebook were lost: {missing}"
     assert len(store.ratings()) == 10
     assert not list(tmp_path.glob("progress.json.damaged-*")), "concurrent saves must never produce a damaged file"
+
+
+# -- places the file cannot be read or written (issue: a progress store that never breaks) ------------
+
+
+def test_viewing_takes_no_lock_and_writes_nothing(store, monkeypatch):
+    store.set_rating("ema", 6)
+    before = sorted(p.name for p in store.path.parent.iterdir())
+
+    def no_writes(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(store.path) + ".lock")
+
+    monkeypatch.setattr(progress, "locked", no_writes)  # as in a read-only folder: no lock file can be made
+    assert ProgressStore(store.path).ratings() == {"ema": 6}
+    assert sorted(p.name for p in store.path.parent.iterdir()) == before
+
+
+def test_a_byte_order_mark_is_read_not_kept_aside(store):
+    store.set_rating("ema", 9)
+    store.path.write_bytes(b"\xef\xbb\xbf" + store.path.read_bytes())  # as Windows Notepad saves UTF-8
+    assert ProgressStore(store.path).ratings() == {"ema": 9}
+    assert not list(store.path.parent.glob("progress.json.damaged-*"))
+
+
+def test_a_folder_where_the_file_belongs_is_said_and_answers_stay_in_memory(store):
+    store.path.mkdir()
+    assert store.load() == empty_progress()
+    assert len(store.reported) == 1 and str(store.path) in store.reported[0]
+    store.set_rating("ema", 5)  # no traceback
+    assert "could not save your progress to" in store.reported[-1] and str(store.path) in store.reported[-1]
+    assert store.ratings() == {"ema": 5}, "the answer is shown from memory"
+    assert store.path.is_dir(), "nothing was written over the folder"
+    store.path.rmdir()
+    assert store.save_pending() and store.pending == []
+    assert ProgressStore(store.path).ratings() == {"ema": 5}, "the retry wrote the kept answer"
+
+
+def test_an_unwritable_place_keeps_every_answer_for_the_next_save(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    notices = []
+    store = ProgressStore(blocker / "progress.json", report=notices.append)  # unwritable even for root
+    store.set_rating("ema", 3)
+    assert store.record_answer("q1", "a") == 1
+    assert store.record_answer("q1", "b") == 2
+    assert len(notices) == 1 and str(store.path) in notices[0] and "DINO_COURSE_PROGRESS" in notices[0]
+    assert store.ratings() == {"ema": 3} and store.quiz_answers()["q1"]["attempts"] == 2
+    store.path = tmp_path / "progress.json"  # e.g. after the learner points the store elsewhere
+    assert store.save_pending()
+    again = ProgressStore(tmp_path / "progress.json")
+    assert again.ratings() == {"ema": 3} and again.quiz_answers()["q1"] == {**again.quiz_answers()["q1"], "answer": "b", "attempts": 2}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_can_be_viewed_and_says_why_it_cannot_save(store):
+    store.set_rating("ema", 2)
+    lock = store.path.with_name("progress.json.lock")
+    lock.unlink(missing_ok=True)
+    store.path.parent.chmod(0o555)
+    try:
+        fresh = ProgressStore(store.path, report=store.reported.append)
+        assert fresh.ratings() == {"ema": 2}
+        fresh.set_rating("heads", 7)
+        assert "Permission denied" in store.reported[-1] and fresh.ratings() == {"ema": 2, "heads": 7}
+    finally:
+        store.path.parent.chmod(0o755)
+
+
+def test_a_dangling_lock_link_is_replaced(store):
+    lock = store.path.with_name("progress.json.lock")
+    lock.symlink_to(store.path.parent / "gone" / "progress.json.lock")
+    store.set_rating("ema", 8)
+    assert ProgressStore(store.path).ratings() == {"ema": 8}
+    assert lock.exists() and not lock.is_symlink()
