@@ -54,6 +54,12 @@ def check_knn_inputs(
         if not isinstance(value, torch.Tensor) or value.dim() != 2 or not value.is_floating_point():
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"{name} must be a float tensor of shape (N, D), got {shape}")
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).any(dim=1).sum())
+            raise ValueError(
+                f"{name} holds NaN or infinite values in {bad} of its {value.shape[0]} rows: the network that made "
+                "them has diverged (a non-finite loss?), and no neighbour vote would mean anything"
+            )
     if train_features.shape[1] != test_features.shape[1]:
         raise ValueError(
             f"train_features and test_features must have the same width D, got {train_features.shape[1]} "
@@ -128,7 +134,8 @@ def knn_classify(
         `(predictions, votes)`: int64 `(N_test,)` and float32 `(N_test, num_classes)`.
 
     Raises:
-        ValueError: shapes that do not fit, k outside [1, N_train], T ≤ 0.
+        ValueError: shapes that do not fit, NaN or infinite features, k outside [1, N_train],
+            T ≤ 0, labels outside [0, num_classes).
 
     Example:
         >>> train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
@@ -137,8 +144,16 @@ def knn_classify(
         tensor([1])
     """
     check_knn_inputs(train_features, train_labels, test_features, k, temperature)
+    if train_labels.numel() and int(train_labels.min()) < 0:
+        raise ValueError(f"train_labels must be class indices >= 0, got {int(train_labels.min())}")
     if num_classes is None:
         num_classes = int(train_labels.max()) + 1
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
+    elif train_labels.numel() and int(train_labels.max()) >= num_classes:
+        raise ValueError(
+            f"train_labels must lie in [0, num_classes) = [0, {num_classes}), got a label {int(train_labels.max())}"
+        )
     # BEGIN SOLUTION
     train = F.normalize(train_features.float(), dim=1)
     test = F.normalize(test_features.float(), dim=1)
