@@ -38,7 +38,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DINO_COURSE_REFERENCE", "all")  # benchmark the reference code
 
-from dino_course.model import MultiCropNetwork, dino_tiny_cpu, dino_vit_small  # noqa: E402
+from dino_course.model import MultiCropNetwork  # noqa: E402
+from dino_course.networks.dino_models import dino_tiny_cpu, dino_vit_small  # noqa: E402
 from dino_course.student_teacher import PerViewNetwork  # noqa: E402
 
 PRESETS = {

@@ -16,9 +16,10 @@ head **once** on all `V * B` features. The result is exactly what one pass per v
 give (up to float rounding), in fewer, larger, faster matrix multiplications
 (`benchmarks/multicrop_forward.py` measures it).
 
-Also here, each a short section: factories for a tiny CPU preset, the paper's ViT-S/16 and a
-torchvision ResNet; heads whose width follows the backbone's (adaptive heads); several heads
-on one backbone (multi-head projections); and spectral normalisation of the head's MLP.
+Also here: the rule that sizes a head by the backbone's width (adaptive heads). The given
+factories that build whole models in one call (CPU preset, the paper's ViT-S/16, a ResNet),
+several heads on one backbone and spectral normalisation live in
+`dino_course/networks/dino_models.py`; they use your `CompleteDINOModel` and `adaptive_head_dims`.
 
 Exercises (each marked in its docstring):
     MultiCropNetwork.forward, adaptive_head_dims
@@ -30,19 +31,13 @@ import torch
 from torch import nn
 
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
-from dino_course.heads import BOTTLENECK_DIM, HIDDEN_DIM, OUTPUT_DIM, DINOProjectionHead
+from dino_course.heads import HIDDEN_DIM
 from dino_course.multicrop import group_by_resolution
 from dino_course.student_teacher import MOMENTUM_END, MOMENTUM_START, StudentTeacherWrapper
-from dino_course.networks.vit import VisionTransformer, vit_small, vit_tiny_cpu
 
 LESSON = "3.3"
 LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
 LESSON_NOTEBOOK = "lessons/module3/3.3_projection_heads.ipynb"
-
-# CPU preset (a course choice, not the paper's): K = 1024 prototypes instead of 65536. A tiny
-# dataset has far fewer "concepts" than ImageNet, and the last layer 64 x 65536 would dominate
-# the CPU time of a 0.2 M-parameter ViT.
-CPU_OUTPUT_DIM = 1024
 
 
 def _check_views(views) -> None:
@@ -73,8 +68,8 @@ class MultiCropNetwork(nn.Module):
 
     Args:
         backbone: `(B, C, H, W) -> (B, D)`, e.g. `VisionTransformer` (its CLS feature).
-        head: `(N, D) -> (N, K)`, e.g. `DINOProjectionHead`; a `MultiHeadProjection` returns
-            a dict of such outputs instead.
+        head: `(N, D) -> (N, K)`, e.g. `DINOProjectionHead`; a `MultiHeadProjection`
+            (`dino_course.networks.dino_models`) returns a dict of such outputs instead.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
@@ -195,175 +190,3 @@ def adaptive_head_dims(
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     raise ExerciseNotStarted("3.3", "adaptive_head_dims")
-
-
-def adaptive_head(embed_dim: int, output_dim: int = OUTPUT_DIM, **head_options) -> DINOProjectionHead:
-    """A `DINOProjectionHead` sized by `adaptive_head_dims(embed_dim)`; other options passed on."""
-    hidden_dim, bottleneck_dim = adaptive_head_dims(embed_dim)
-    return DINOProjectionHead(embed_dim, output_dim=output_dim, hidden_dim=hidden_dim, bottleneck_dim=bottleneck_dim, **head_options)
-
-
-# --------------------------------------------------------------------------------------------
-# Multi-head projections: several heads on one backbone
-# --------------------------------------------------------------------------------------------
-
-
-class MultiHeadProjection(nn.Module):
-    """Several projection heads on the same features; `forward` returns `{name: (N, K_name)}`.
-
-    Not part of DINO v1 (which has one head); useful to see how one backbone can serve
-    several objectives, e.g. a head with 65536 prototypes and one with 4096 (each with its
-    own DINO loss and center, summed), or a DINO head plus a probe for another task. The
-    teacher copies every head. Keys `heads.<name>.*`.
-    """
-
-    def __init__(self, heads: dict[str, nn.Module]) -> None:
-        super().__init__()
-        if not isinstance(heads, dict) or not heads:
-            raise ValueError(f"heads must be a non-empty dict of name -> nn.Module, got {heads!r}")
-        self.heads = nn.ModuleDict(heads)
-
-    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: head(features) for name, head in self.heads.items()}
-
-
-def multi_head_projection(embed_dim: int, output_dims: dict[str, int], **head_options) -> MultiHeadProjection:
-    """One adaptive `DINOProjectionHead` per entry of `output_dims` (`{name: K}`)."""
-    return MultiHeadProjection({name: adaptive_head(embed_dim, k, **head_options) for name, k in output_dims.items()})
-
-
-# --------------------------------------------------------------------------------------------
-# Spectral normalisation (an option the course adds; DINO does not use it)
-# --------------------------------------------------------------------------------------------
-
-
-def apply_spectral_norm(head: DINOProjectionHead, n_power_iterations: int = 1) -> DINOProjectionHead:
-    """Constrain every Linear layer of the head's MLP to spectral norm 1; returns the same head.
-
-    Spectral normalisation (Miyato et al. 2018) divides a weight by an estimate of its
-    largest singular value σ(W), refreshed by one power iteration per training-mode forward,
-    so each layer is 1-Lipschitz: the MLP cannot amplify small input changes, which keeps
-    the bottleneck from exploding in early training. DINO does not need it (the L2
-    normalisation and the fixed-g last layer already bound the outputs); the course offers
-    it to compare. The last layer is left alone: its rows are unit vectors already.
-
-    Uses `torch.nn.utils.parametrizations.spectral_norm`, so the MLP keys become
-    `mlp.i.parametrizations.weight.original` (original checkpoints no longer load as is).
-    """
-    if not isinstance(head, DINOProjectionHead):
-        raise TypeError(f"head must be a DINOProjectionHead, got {type(head).__name__}")
-    for index, layer in enumerate(head.mlp):
-        if isinstance(layer, nn.Linear):
-            head.mlp[index] = nn.utils.parametrizations.spectral_norm(layer, n_power_iterations=n_power_iterations)
-    return head
-
-
-# --------------------------------------------------------------------------------------------
-# Factories
-# --------------------------------------------------------------------------------------------
-
-
-def resnet_backbone(arch: str = "resnet50") -> nn.Module:
-    """A torchvision ResNet without its classifier (`fc = Identity`), giving `(B, D)` features.
-
-    Randomly initialised (`weights=None`: nothing is downloaded); `.embed_dim` is D (512 for
-    resnet18/34, 2048 for resnet50). Keys are torchvision's (`conv1.weight`, `layer1.0...`),
-    as in the original DINO ResNet checkpoints. Course note: on 32 px images the ResNet stem
-    (stride-2 conv and max-pool) leaves a 1 x 1 map before the last stage; it runs, but the
-    CPU preset is the ViT.
-    """
-    import torchvision  # imported here: only the ResNet option needs it
-
-    builders = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34, "resnet50": torchvision.models.resnet50}
-    if arch not in builders:
-        raise ValueError(f"arch must be one of {sorted(builders)}, got {arch!r}")
-    network = builders[arch](weights=None)
-    network.embed_dim = network.fc.in_features  # read by adaptive heads
-    network.fc = nn.Identity()
-    return network
-
-
-def _complete_model(backbone: nn.Module, output_dim: int, head_options: dict, spectral_norm: bool, wrapper_options: dict) -> CompleteDINOModel:
-    head = adaptive_head(backbone.embed_dim, output_dim, **head_options)
-    if spectral_norm:
-        apply_spectral_norm(head)
-    return CompleteDINOModel(backbone, head, **wrapper_options)
-
-
-def dino_tiny_cpu(
-    output_dim: int = CPU_OUTPUT_DIM,
-    *,
-    epochs: int,
-    steps_per_epoch: int,
-    momentum_start: float = MOMENTUM_START,
-    momentum_end: float = MOMENTUM_END,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
-    spectral_norm: bool = False,
-    **vit_overrides,
-) -> CompleteDINOModel:
-    """The course's CPU preset: `vit_tiny_cpu()` (32 px, D = 96) + an adaptive head (512/64/K=1024).
-
-    `vit_overrides` go to `vit_tiny_cpu` (e.g. `depth=2`). For 32 px global and 16 px local crops
-    (`MultiCropAugmentation.from_preset("cpu-32")`).
-    """
-    return _complete_model(
-        vit_tiny_cpu(**vit_overrides),
-        output_dim,
-        {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
-        spectral_norm,
-        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_start": momentum_start, "momentum_end": momentum_end},
-    )
-
-
-def dino_vit_small(
-    output_dim: int = OUTPUT_DIM,
-    *,
-    epochs: int,
-    steps_per_epoch: int,
-    momentum_start: float = MOMENTUM_START,
-    momentum_end: float = MOMENTUM_END,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
-    spectral_norm: bool = False,
-    **vit_overrides,
-) -> CompleteDINOModel:
-    """The paper's ViT-S/16 (21 M parameters, 224/96 px crops) with the paper's head 2048/256/65536.
-
-    (The adaptive rule gives exactly the paper's head for D = 384.) About 43 M parameters in
-    student + teacher heads and backbones together; slow on a CPU.
-    """
-    return _complete_model(
-        vit_small(**vit_overrides),
-        output_dim,
-        {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
-        spectral_norm,
-        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_start": momentum_start, "momentum_end": momentum_end},
-    )
-
-
-def dino_resnet(
-    arch: str = "resnet50",
-    output_dim: int = OUTPUT_DIM,
-    *,
-    epochs: int,
-    steps_per_epoch: int,
-    momentum_start: float = MOMENTUM_START,
-    momentum_end: float = MOMENTUM_END,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
-    spectral_norm: bool = False,
-) -> CompleteDINOModel:
-    """A torchvision ResNet backbone (`resnet_backbone(arch)`) with an adaptive head.
-
-    ResNet-50 (D = 2048) gets the paper's head 2048/256. The original trains its ResNet-50 with
-    SGD and a different crop scale; those belong to the training recipe, not the model.
-    """
-    return _complete_model(
-        resnet_backbone(arch),
-        output_dim,
-        {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
-        spectral_norm,
-        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_start": momentum_start, "momentum_end": momentum_end},
-    )
-

@@ -18,8 +18,8 @@ This module measures what a learner needs to tell the cases apart:
     effective rank               exp(entropy of the normalised singular values) (Roy & Vetterli 2007)
     entropies                    H(mean prediction) and mean H(prediction), against log K
 
-and `diagnose_collapse` combines them into a verdict a learner can read. For training runs,
-`divergence_summary` adds Lesson 3.1's parameter divergence between student and teacher.
+The given `feature_quality_report` (`dino_course/widgets/feature_quality.py`) combines them
+into a verdict a learner can read, and `plot_feature_quality` draws them for several models.
 
 Exercises (each marked in its docstring):
     l2_norm_consistency, pairwise_cosine_similarities, dimension_spread, effective_rank,
@@ -29,25 +29,16 @@ Exercises (each marked in its docstring):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
-from dino_course.student_teacher import parameter_divergence
 
 LESSON = "3.3"
 LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
 LESSON_NOTEBOOK = "lessons/module3/3.3_projection_heads.ipynb"
 
 STUDENT_TEMPERATURE = 0.1  # τ_s of the paper: the student's softmax temperature
-
-# Verdict thresholds (course choices, justified where they are used in `diagnose_collapse`).
-MIN_SPREAD = 0.05  # dimension spread below this: the features hardly depend on the input
-MIN_EFFECTIVE_RANK = 1.5  # fewer than ~1.5 directions used: the features lie on a line (or a point)
-MAX_MEAN_ENTROPY_RATIO = 0.99  # mean H(p) / log K above this: predictions are uniform
-MIN_ENTROPY_OF_MEAN_RATIO = 0.5  # H(mean p) / log K below this: a few prototypes take every image
 NORM_TOLERANCE = 1e-3  # |‖z‖ − 1| allowed for "L2-normalised"
 
 
@@ -245,117 +236,3 @@ def prediction_entropies(logits: torch.Tensor, temperature: float = STUDENT_TEMP
     log_p_mean = torch.where(p_mean > 0, p_mean.log(), torch.zeros_like(p_mean))
     return float(-(p_mean * log_p_mean).sum()), mean_entropy
     # END SOLUTION
-
-
-# --------------------------------------------------------------------------------------------
-# Given: the verdict
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CollapseReport:
-    """The numbers behind a verdict; `str(report)` is the readable version."""
-
-    n_samples: int
-    feature_dim: int
-    output_dim: int
-    norm_max_deviation: float
-    mean_cosine_similarity: float
-    dimension_spread: float
-    effective_rank: float
-    entropy_of_mean: float
-    mean_entropy: float
-    problems: tuple[str, ...]
-
-    @property
-    def healthy(self) -> bool:
-        return not self.problems
-
-    @property
-    def verdict(self) -> str:
-        if self.healthy:
-            return "healthy: features vary across images and predictions use many prototypes"
-        return "COLLAPSED: " + "; ".join(self.problems)
-
-    def __str__(self) -> str:
-        log_k = math.log(self.output_dim)
-        lines = [
-            f"{self.n_samples} images, features D={self.feature_dim}, prototypes K={self.output_dim}",
-            f"  L2 norm, max |‖z‖-1|      {self.norm_max_deviation:.4f}",
-            f"  mean cosine similarity    {self.mean_cosine_similarity:+.3f}   (near 1: images not told apart)",
-            f"  dimension spread          {self.dimension_spread:.3f}    (≈1 isotropic, 0 collapsed; flag < {MIN_SPREAD})",
-            f"  effective rank            {self.effective_rank:.2f}     (of at most {min(self.n_samples, self.feature_dim)}; flag < {MIN_EFFECTIVE_RANK})",
-            f"  H(mean prediction)/log K  {self.entropy_of_mean / log_k:.3f}    (flag < {MIN_ENTROPY_OF_MEAN_RATIO}: few prototypes used)",
-            f"  mean H(prediction)/log K  {self.mean_entropy / log_k:.3f}    (flag > {MAX_MEAN_ENTROPY_RATIO}: uniform predictions)",
-            f"verdict: {self.verdict}",
-        ]
-        return "\n".join(lines)
-
-
-def diagnose_collapse(features: torch.Tensor, logits: torch.Tensor, temperature: float = STUDENT_TEMPERATURE) -> CollapseReport:
-    """Measure `features` `(N, D)` (e.g. the normalised bottleneck) and `logits` `(N, K)` and judge.
-
-    Flags, each with the reason it is a sign of collapse:
-      - dimension spread < `MIN_SPREAD` or effective rank < `MIN_EFFECTIVE_RANK`: the features
-        barely depend on the image (a random-init network already has spread ≈ 0.2–1);
-      - mean H(p_i) / log K > `MAX_MEAN_ENTROPY_RATIO`: every prediction is nearly uniform
-        (with the student's τ = 0.1 even random cosine scores give ≈ 0.9);
-      - H(p̄) / log K < `MIN_ENTROPY_OF_MEAN_RATIO`: a few prototypes win for every image.
-    The L2 norm is reported, not judged: only normalised features should be ≈ 1.
-    """
-    _check_matrix("features", features, min_rows=2)
-    _check_matrix("logits", logits, min_rows=2)
-    if len(features) != len(logits):
-        raise ValueError(f"features and logits must have the same number of rows, got {len(features)} and {len(logits)}")
-    spread = dimension_spread(features)
-    rank = effective_rank(features)
-    entropy_of_mean, mean_entropy = prediction_entropies(logits, temperature)
-    log_k = math.log(logits.shape[1]) if logits.shape[1] > 1 else 1.0
-    problems = []
-    if spread < MIN_SPREAD or rank < MIN_EFFECTIVE_RANK:
-        problems.append(f"features do not depend on the input (spread {spread:.3f}, effective rank {rank:.2f})")
-    if mean_entropy / log_k > MAX_MEAN_ENTROPY_RATIO:
-        problems.append(f"uniform predictions (mean entropy {mean_entropy / log_k:.3f} · log K)")
-    if entropy_of_mean / log_k < MIN_ENTROPY_OF_MEAN_RATIO:
-        problems.append(f"a few prototypes take every image (entropy of the mean {entropy_of_mean / log_k:.3f} · log K)")
-    return CollapseReport(
-        n_samples=len(features),
-        feature_dim=features.shape[1],
-        output_dim=logits.shape[1],
-        norm_max_deviation=float(l2_norm_consistency(features)["max_deviation"]),
-        mean_cosine_similarity=float(pairwise_cosine_similarities(features).mean()),
-        dimension_spread=spread,
-        effective_rank=rank,
-        entropy_of_mean=entropy_of_mean,
-        mean_entropy=mean_entropy,
-        problems=tuple(problems),
-    )
-
-
-@torch.no_grad()
-def network_outputs(network: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Backbone features `(B, D)`, normalised bottleneck `(B, bottleneck)` and logits `(B, K)`.
-
-    `network` is a `MultiCropNetwork`-like module with `.backbone` and a `DINOProjectionHead`
-    `.head`. Runs in eval mode (restored afterwards) without gradients.
-    """
-    was_training = network.training
-    network.eval()
-    try:
-        features = network.backbone(images)
-        return {"features": features, "bottleneck": network.head.bottleneck(features), "logits": network.head(features)}
-    finally:
-        network.train(was_training)
-
-
-def divergence_summary(student: nn.Module, teacher: nn.Module) -> dict[str, float]:
-    """Lesson 3.1's `parameter_divergence`, summarised: mean and max over all parameters, and
-    the mean per top-level part (e.g. `backbone`, `head`). Keys like `"mean"`, `"max"`, `"head"`."""
-    divergence = parameter_divergence(student, teacher)
-    values = list(divergence.values())
-    summary = {"mean": sum(values) / len(values), "max": max(values)}
-    parts: dict[str, list[float]] = {}
-    for name, value in divergence.items():
-        parts.setdefault(name.split(".")[0], []).append(value)
-    summary.update({part: sum(v) / len(v) for part, v in parts.items()})
-    return summary

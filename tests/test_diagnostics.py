@@ -5,8 +5,8 @@ float is asked for, the shape), that its input is left as it was, the values of 
 hand-built cases in which each typical mistake gives its own number (so the hint can name
 it), the documented boundary cases (one row, identical rows, exact zeros, `<=` thresholds),
 every argument varied, and finally agreement with the reference over a grid of shapes. The
-given verdict (`diagnose_collapse`) runs on all five of the learner's metrics in an
-integration check.
+given verdict (`feature_quality_report` of `dino_course/widgets/feature_quality.py`) runs on all
+five of the learner's metrics in an integration check.
 
 Tolerances. The reference works in float64; a learner may work in float32, loop or
 vectorise, so each comparison allows the rounding of a float32 computation of that quantity,
@@ -40,6 +40,7 @@ import solutions.model as ref_model
 from dino_course.grading.hints import FLOAT32_EPS, call_unmutated, expect, expect_close, expect_raises, expect_type
 from dino_course.grading.learner import LearnerModule
 from dino_course.networks.vit import ViTConfig, VisionTransformer
+from dino_course.widgets.feature_quality import feature_quality_report
 
 dg = LearnerModule("diagnostics")
 
@@ -773,17 +774,17 @@ def outputs_of(network: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 @exercise("prediction_entropies")
 @pytest.mark.integration("l2_norm_consistency", "pairwise_cosine_similarities", "dimension_spread", "effective_rank")
 def test_collapse_detector_flags_constant_and_uniform_and_passes_healthy():
-    """The given `diagnose_collapse`, running on all five of the learner's metrics."""
+    """The given `feature_quality_report`, running on all five of the learner's metrics."""
     healthy = tiny_network()
     features, logits = outputs_of(healthy)
-    report = dg.diagnose_collapse(features, logits)
+    report = feature_quality_report(features, logits, metrics=dg)
     expect(report.healthy, f"a freshly initialised network on random images should pass, got: {report.verdict}")
 
     constant = tiny_network()
     with torch.no_grad():  # the bottleneck ignores the input: last MLP layer zero, bias random
         constant.head.mlp[-1].weight.zero_()
         constant.head.mlp[-1].bias.normal_()
-    report = dg.diagnose_collapse(*outputs_of(constant))
+    report = feature_quality_report(*outputs_of(constant), metrics=dg)
     expect(
         not report.healthy and "depend" in report.verdict,
         f"a network whose output ignores the input must be flagged, got: {report.verdict}",
@@ -792,7 +793,7 @@ def test_collapse_detector_flags_constant_and_uniform_and_passes_healthy():
     uniform = tiny_network()
     with torch.no_grad():  # g = 0: every logit 0, every prediction uniform
         uniform.head.last_layer.weight_g.zero_()
-    report = dg.diagnose_collapse(*outputs_of(uniform))
+    report = feature_quality_report(*outputs_of(uniform), metrics=dg)
     expect(
         not report.healthy and "uniform" in report.verdict,
         f"uniform predictions must be flagged, got: {report.verdict}",
@@ -800,7 +801,7 @@ def test_collapse_detector_flags_constant_and_uniform_and_passes_healthy():
 
     dominant = torch.randn(48, 256, generator=torch.Generator().manual_seed(2)) * 0.01
     dominant[:, 7] += 5.0  # one prototype wins for every image
-    report = dg.diagnose_collapse(features, dominant)
+    report = feature_quality_report(features, dominant, metrics=dg)
     expect(
         not report.healthy and "prototypes" in report.verdict,
         f"one prototype taking every image must be flagged, got: {report.verdict}",

@@ -101,19 +101,21 @@ def teacher_entropies(teacher_output: torch.Tensor, center: torch.Tensor, teache
     """(mean entropy of the teacher's per-image distributions, entropy of their batch mean), in nats.
 
     Low / high is healthy; both near 0 is the one-hot collapse; the first near log K is the uniform one.
+    Computed with your Lesson 4.2 `sharpen` and `entropy` (or the reference where 4.2 is switched on).
     """
-    probs = torch.softmax((teacher_output.float() - center) / teacher_temp, dim=-1)
-    per_image = torch.special.entr(probs).sum(-1).mean()
-    of_mean = torch.special.entr(probs.mean(0)).sum()
-    return float(per_image), float(of_mean)
+    from dino_course import temperature  # at call time: the reference switch and your latest edits apply
+
+    probs = temperature.sharpen(teacher_output.float() - center, teacher_temp)  # (n_global * B, K)
+    return float(temperature.entropy(probs).mean()), float(temperature.entropy(probs.mean(0)))
 
 
 def run_demo_training(config: DemoConfig = DemoConfig(), images: torch.Tensor | None = None, progress=None) -> list[dict]:
     """Train a tiny DINO for `config.steps` iterations with the course's exercises; one metrics dict per step.
 
-    Uses (learner's or reference, by the switch) `dino_course.model.dino_tiny_cpu`,
-    `dino_course.loss.DINOLoss`, `dino_course.training.parameter_groups`,
-    `TrainingSchedules.create` and `train_step`. Deterministic for a given seed.
+    Uses (learner's or reference, by the switch) `dino_course.heads.DINOProjectionHead`,
+    `dino_course.model.CompleteDINOModel`, `dino_course.loss.DINOLoss`,
+    `dino_course.training.parameter_groups`, `TrainingSchedules.create`, `train_step`, and
+    Lesson 4.2's `sharpen` and `entropy` (`teacher_entropies`). Deterministic for a given seed.
     """
     from dino_course.heads import DINOProjectionHead
     from dino_course.loss import DINOLoss

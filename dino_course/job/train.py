@@ -39,7 +39,7 @@ from dino_course.files.safe_files import atomic_write_text
 from dino_course.networks.vit import ViTConfig, VisionTransformer
 
 __all__ = [
-    "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseMonitor",
+    "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseWarnings",
     "loss_ignores_center",
 ]
 
@@ -166,8 +166,18 @@ DEFAULT_PRESET = "cpu-digits"
 
 
 # --------------------------------------------------------------------------------------------
-# Collapse monitor
+# Collapse warnings during the run
 # --------------------------------------------------------------------------------------------
+
+
+def _entropy(probabilities: torch.Tensor) -> torch.Tensor:
+    """H(p) = −Σ_k p_k log p_k in nats over the last axis, with 0 · log 0 = 0.
+
+    The job's own copy of Lesson 4.2's `entropy`, on purpose: the collapse warnings must stay
+    right when a learner's exercise is wrong (the job would otherwise report its bug as a
+    collapse, or hide one). Given code that shows *your* numbers uses your `entropy`.
+    """
+    return torch.special.entr(probabilities).sum(-1)
 
 
 def collapse_statistics(teacher_logits: torch.Tensor, center: torch.Tensor, teacher_temp: float, features: torch.Tensor) -> dict:
@@ -182,9 +192,8 @@ def collapse_statistics(teacher_logits: torch.Tensor, center: torch.Tensor, teac
     """
     log_k = math.log(teacher_logits.shape[1])
     probabilities = F.softmax((teacher_logits - center) / teacher_temp, dim=1)
-    per_image = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(1).mean()
-    mean = probabilities.mean(0)
-    of_mean = -(mean * mean.clamp_min(1e-12).log()).sum()
+    per_image = _entropy(probabilities).mean()
+    of_mean = _entropy(probabilities.mean(0))
     spread = F.normalize(features, dim=1).std(0).mean() * math.sqrt(features.shape[1])
     return {
         "teacher_entropy": round(float(per_image) / log_k, 4),
@@ -218,13 +227,17 @@ def loss_ignores_center(dino_loss, out_dim: int, n_global_views: int = 2) -> boo
 CENTER_IGNORED = (
     "problem found before training: dino_loss gives the same value whatever the center is, so the center is "
     "never subtracted from the teacher's logits (in 4.3, sharpen (teacher_output - center) / teacher_temp). "
-    "Without centering the run drifts to a collapse, which the monitor, measuring with the center, reports as "
-    "uniform outputs. `dino-course check 4.3` shows the failing check; DINO_COURSE_REFERENCE=4.3 runs the reference."
+    "Without centering the run drifts to a collapse, which the collapse warnings, measuring with the center, "
+    "report as uniform outputs. `dino-course check 4.3` shows the failing check; DINO_COURSE_REFERENCE=4.3 runs "
+    "the reference."
 )
 
 
-class CollapseMonitor:
-    """Turns collapse statistics into warnings a learner can act on."""
+class CollapseWarnings:
+    """Turns a run's `collapse_statistics` into warnings a learner can act on (printed by the job).
+
+    (Lesson 3.3's `feature_quality_report`, in `dino_course.widgets.feature_quality`, judges a
+    batch of a network's outputs with the learner's own metrics instead.)"""
 
     UNIFORM = 0.95  # teacher_entropy above this: outputs nearly uniform
     DOMINANT = 0.05  # mean_entropy below this: one output takes everything
@@ -458,7 +471,7 @@ def run_training(
             metrics["evaluations"].append(result)
             if initial is None:
                 return  # the statistics of a random network are the baseline, not a verdict
-            for warning in CollapseMonitor().check(result, initial):
+            for warning in CollapseWarnings().check(result, initial):
                 metrics["warnings"].append({"epoch": epoch, "warning": warning})
                 _log(env, quiet, warning)
 

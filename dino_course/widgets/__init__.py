@@ -2,6 +2,7 @@
 
 Each runs on your own exercises (or the reference where you switched it on): crops drawn on a
 photo (`crop_plots`, `crop_explorer`), centering and temperature explorers (`loss_explorer`),
-representation-quality plots (`feature_plots`) and the student-teacher divergence over training
-(`divergence_tracker`). Their logic is importable and tested without a browser.
+the representation-quality report and plot (`feature_quality`) and the student-teacher parameter
+divergence over training (`parameter_divergence_history`). Their logic is importable and tested
+without a browser.
 """

@@ -1,4 +1,5 @@
-"""Given code of Lesson 3.3's diagnostics: model outputs, divergence summary, the comparison figure."""
+"""Given code around Lesson 3.3's diagnostics: model outputs, the divergence by part, the
+feature-quality report and figure (`dino_course/widgets/`), on the reference."""
 
 from __future__ import annotations
 
@@ -9,24 +10,29 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 import solutions.diagnostics as diagnostics  # noqa: E402
-import solutions.model as model  # noqa: E402
-from dino_course.widgets.feature_plots import plot_feature_quality  # noqa: E402
+from dino_course.networks import dino_models  # noqa: E402
+from dino_course.widgets.feature_quality import (  # noqa: E402
+    feature_quality_report,
+    network_outputs,
+    plot_feature_quality,
+)
+from dino_course.widgets.parameter_divergence_history import parameter_divergence_by_part  # noqa: E402
 
 
-def test_network_outputs_and_divergence_summary():
+def test_network_outputs_and_divergence_by_part():
     torch.manual_seed(0)
-    dino = model.dino_tiny_cpu(output_dim=64, epochs=1, steps_per_epoch=2, depth=1)
+    dino = dino_models.dino_tiny_cpu(output_dim=64, epochs=1, steps_per_epoch=2, depth=1)
     dino.student.train()
-    outputs = diagnostics.network_outputs(dino.student, torch.randn(8, 3, 32, 32))
+    outputs = network_outputs(dino.student, torch.randn(8, 3, 32, 32))
     assert dino.student.training  # mode restored
     assert outputs["features"].shape == (8, 96) and outputs["bottleneck"].shape == (8, 64) and outputs["logits"].shape == (8, 64)
     assert diagnostics.l2_norm_consistency(outputs["bottleneck"])["consistent"]
-    summary = diagnostics.divergence_summary(dino.student, dino.teacher)
+    summary = parameter_divergence_by_part(dino.student, dino.teacher)
     assert summary["max"] == 0.0 and set(summary) >= {"mean", "max", "backbone", "head"}
     with torch.no_grad():
         for p in dino.student.head.parameters():
             p.mul_(1.5)
-    summary = diagnostics.divergence_summary(dino.student, dino.teacher)
+    summary = parameter_divergence_by_part(dino.student, dino.teacher)
     assert summary["backbone"] == 0.0 and summary["head"] > 0.1
 
 
@@ -40,6 +46,6 @@ def test_feature_quality_figure_renders():
 
 
 def test_report_text_is_readable():
-    report = diagnostics.diagnose_collapse(torch.ones(10, 4), torch.zeros(10, 8))
+    report = feature_quality_report(torch.ones(10, 4), torch.zeros(10, 8))
     text = str(report)
     assert "COLLAPSED" in text and "uniform" in text and "depend" in text

@@ -185,9 +185,9 @@ HEALTHY = {"teacher_entropy": 0.5, "mean_entropy": 0.8, "feature_spread": 1.0, "
     ({"feature_spread": 0.1}, "features are merging"),
 ])
 def test_the_collapse_monitor_names_each_collapse(changes, words):
-    from dino_course.job.train import CollapseMonitor
+    from dino_course.job.train import CollapseWarnings
 
-    warnings = CollapseMonitor().check({**HEALTHY, **changes}, initial=HEALTHY)
+    warnings = CollapseWarnings().check({**HEALTHY, **changes}, initial=HEALTHY)
     assert (warnings == []) if words is None else (len(warnings) == 1 and words in warnings[0]), warnings
 
 

@@ -1,8 +1,10 @@
-"""Watching student-teacher dynamics: parameter divergence over training, and its plot.
+"""Given: how far the student's parameters are from the teacher's, per layer and over training.
 
-Given infrastructure for Lesson 3.1 and later lessons. The per-parameter numbers come from
-your `parameter_divergence` (Lesson 3.1); this module groups them by layer, records them
-over steps and draws them.
+For Lesson 3.1 and later lessons. The per-parameter numbers come from your
+`parameter_divergence` (Lesson 3.1: ‖θ_s − θ_t‖ / ‖θ_s‖); this module groups them by layer or by
+part of the network (`parameter_divergence_by_part`), records them over steps
+(`ParameterDivergenceHistory`) and draws them. It measures parameters, not outputs: for a
+collapsed representation see `feature_quality`, for a training run the train job's warnings.
 """
 
 from __future__ import annotations
@@ -26,8 +28,24 @@ def layer_of(parameter_name: str) -> str:
     return parameter_name.rsplit(".", 1)[0] if "." in parameter_name else parameter_name
 
 
-class DivergenceTracker:
-    """Records the per-layer student-teacher divergence at chosen steps.
+def parameter_divergence_by_part(student: nn.Module, teacher: nn.Module) -> dict[str, float]:
+    """Lesson 3.1's `parameter_divergence`, summarised: mean and max over all parameters, and
+    the mean per top-level part (e.g. `backbone`, `head`). Keys like `"mean"`, `"max"`, `"head"`."""
+    # Imported here, not at the top, so the reference switch and your latest edits apply.
+    from dino_course.student_teacher import parameter_divergence
+
+    divergence = parameter_divergence(student, teacher)
+    values = list(divergence.values())
+    summary = {"mean": sum(values) / len(values), "max": max(values)}
+    parts: dict[str, list[float]] = {}
+    for name, value in divergence.items():
+        parts.setdefault(name.split(".")[0], []).append(value)
+    summary.update({part: sum(v) / len(v) for part, v in parts.items()})
+    return summary
+
+
+class ParameterDivergenceHistory:
+    """Records the per-layer student-teacher parameter divergence at chosen steps.
 
     The divergence of a layer is the root-mean-square of its parameters' relative
     divergences ‖θ_s − θ_t‖ / ‖θ_s‖ (see `parameter_divergence`).
@@ -57,18 +75,18 @@ class DivergenceTracker:
         return [sum(values[i] for values in layers) / len(layers) for i in range(len(self.steps))]
 
 
-def plot_divergence(trackers: dict[str, DivergenceTracker], *, layers: list[str] | None = None, ax=None):
-    """Plot mean (or chosen layers') divergence over steps, one line per tracker (e.g. per momentum)."""
+def plot_divergence(histories: dict[str, ParameterDivergenceHistory], *, layers: list[str] | None = None, ax=None):
+    """Plot mean (or chosen layers') divergence over steps, one line per history (e.g. per momentum)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
-    for label, tracker in trackers.items():
+    for label, history in histories.items():
         if layers is None:
-            ax.plot(tracker.steps, tracker.mean(), label=label)
+            ax.plot(history.steps, history.mean(), label=label)
         else:
             for layer in layers:
-                ax.plot(tracker.steps, tracker.history[layer], label=f"{label}: {layer}")
+                ax.plot(history.steps, history.history[layer], label=f"{label}: {layer}")
     ax.set_xlabel("training step")
     ax.set_ylabel("relative distance ‖θ_s − θ_t‖ / ‖θ_s‖")
     ax.set_yscale("log")
@@ -77,7 +95,7 @@ def plot_divergence(trackers: dict[str, DivergenceTracker], *, layers: list[str]
     return ax
 
 
-def plot_layer_divergence(tracker: DivergenceTracker, ax=None):
+def plot_layer_divergence(tracker: ParameterDivergenceHistory, ax=None):
     """Bar chart of the last recorded divergence of every layer."""
     import matplotlib.pyplot as plt
 
