@@ -24,9 +24,9 @@ TOP_LEVEL_GIVEN = {"__init__", "__main__", "cli"}
 LAYERS = [
     {"files"},                              # atomic writes and locks
     {"grading"},                            # catalogue, reference switch, hidden-check engine
-    {"networks", "data"},                   # the ViT backbone; datasets and batched image operations
+    {"data"},                               # datasets and batched image operations
     {"lessons"},                            # the learner's exercise files
-    {"job", "widgets", "assessment"},       # built from the lessons
+    {"networks", "job", "widgets", "assessment"},  # built from the lessons (complete DINO models, the job)
     {"instructor", "maintenance"},          # class tooling and regeneration for maintainers
     {"cli", "__main__", "package"},         # the command line and `import dino_course`
 ]
