@@ -132,11 +132,6 @@ def test_section_to_revisit_reads_the_lesson_notebook(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- rating sliders
 
 
-@pytest.fixture
-def store(tmp_path):
-    return ProgressStore(tmp_path / "progress.json", report=lambda message: None)
-
-
 def test_rating_panel_saves_on_change_and_reloads(store):
     panel = RatingPanel(store)
     assert all("not rated yet" in panel.status[t.id].value for t in TOPICS)
