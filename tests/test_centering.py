@@ -14,6 +14,7 @@ a few eps of |c|. Every real mistake moves the center by a visible fraction of i
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -23,11 +24,12 @@ import solutions.centering as ref
 from dino_course.grading.hints import FLOAT32_EPS, call_unmutated, expect, expect_close, expect_type
 from dino_course.grading.learner import LearnerModule
 
+from float64_close import close  # tests/float64_close.py
+
 st = LearnerModule("centering")
 
 
-def exercise(name: str):
-    return pytest.mark.exercise("4.1", name)
+exercise = functools.partial(pytest.mark.exercise, "4.1")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def inputs(seed: int, rows: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,10 +42,6 @@ def center_tolerance(center: torch.Tensor, teacher_output: torch.Tensor) -> dict
     rows = teacher_output.shape[0]
     largest = float(teacher_output.detach().float().abs().max())
     return dict(rtol=0, atol=4 * FLOAT32_EPS * (math.sqrt(rows) * largest + float(center.abs().max()) + 1))
-
-
-def close(a: torch.Tensor, b: torch.Tensor, tol: dict) -> bool:
-    return bool(a.shape == b.shape and torch.allclose(a.double(), b.double(), **tol))
 
 
 def check_shape(got, center: torch.Tensor, teacher_output: torch.Tensor) -> None:

@@ -23,10 +23,12 @@ intermediates and the reference all pass. The bounds (eps = 2^-23 ≈ 1.19e-7):
   and first dropped weights are that close, are left out. Exact cases use dyadic weights
   (sums of powers of two), where every formulation is exact.
 - Attention maps: the learner indexes the same `last_attention` tensor, so the maps are
-  bit-identical; 1e-6 (golden/README) leaves room for another batching of the images.
+  bit-identical; 1e-6 (dino_v1_golden.README.md) leaves room for another batching of the images.
 """
 
 from __future__ import annotations
+
+import functools
 
 import pytest
 import torch
@@ -41,11 +43,10 @@ from dino_course.networks.vit import ViTConfig, VisionTransformer
 
 ev = LearnerModule("evaluation")
 ACCURACY_ATOL = 100 * 2 * EPS  # see the module docstring: two float32 roundings of a value ≤ 100
-ATTENTION_ATOL = 1e-6  # golden/README: an independent implementation agrees to 0
+ATTENTION_ATOL = 1e-6  # dino_v1_golden.README.md: an independent implementation agrees to 0
 
 
-def exercise(name: str):
-    return pytest.mark.exercise("4.5", name)
+exercise = functools.partial(pytest.mark.exercise, "4.5")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def similarity_error(dim: int) -> float:

@@ -26,6 +26,7 @@ float64 intermediates):
 from __future__ import annotations
 
 import copy
+import functools
 
 import pytest
 import torch
@@ -39,16 +40,15 @@ from dino_course.grading.learner import LearnerModule
 
 hd = LearnerModule("heads")
 
-# Golden numbers. The last-layer weight: the README measured 6e-8 against an independent g·v/‖v‖ (operation
-# order) and suggests 1e-7; we use the derived (d + 6)·u·g = 2.6e-6 for d = 16, which admits every correct order
-# of operations (a mistake changes the weight by O(1)). Head outputs: the README measured 1.8e-7 for an
-# independent implementation and suggests 1e-6 (the MLP and the reference's own rounding); we add that to the
-# derived freedom of the learner's forward, `head_output_tol`.
+# Golden numbers. The last-layer weight: dino_v1_golden.README.md measured 6e-8 against an independent
+# g·v/‖v‖ (operation order) and suggests 1e-7; we use the derived (d + 6)·u·g = 2.6e-6 for d = 16, which
+# admits every correct order of operations (a mistake changes the weight by O(1)). Head outputs: it measured
+# 1.8e-7 for an independent implementation and suggests 1e-6 (the MLP and the reference's own rounding); we
+# add that to the derived freedom of the learner's forward, `head_output_tol`.
 GOLDEN_EXTRA = 1e-6
 
 
-def exercise(name: str):
-    return pytest.mark.exercise("3.3", name)
+exercise = functools.partial(pytest.mark.exercise, "3.3")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def normalized_tol(d: int, scale: float = 1.0) -> dict:
@@ -660,8 +660,8 @@ def test_effective_weight_matches_golden(golden):
             layer.weight_g.copy_(params["last_layer_g"])
             layer.weight_v.copy_(params["last_layer_v"])
         got = effective_weight_learner(layer)
-        # The stored weight is the original's g·v/‖v‖ (6e-8 from an independent one, README); ours differs by
-        # the derived (d + 6)·u·g at most.
+        # The stored weight is the original's g·v/‖v‖ (6e-8 from an independent one, dino_v1_golden.README.md);
+        # ours differs by the derived (d + 6)·u·g at most.
         expect_close(
             got,
             params["last_layer_weight"],
@@ -783,7 +783,7 @@ def test_head_matches_original_implementation(golden, case):
         for alias, value in after.items():
             key = entry["original_keys"][alias]
             # One training-mode forward updates the running statistics once; the values are means and variances of
-            # 6 numbers of size ≤ 1, agreeing to the golden README's 1e-6.
+            # 6 numbers of size ≤ 1, agreeing to dino_v1_golden.README.md's 1e-6.
             expect_close(
                 head.state_dict()[key],
                 value,

@@ -12,12 +12,13 @@ products, so the results differ by BLAS blocking order only. The head outputs ar
 (≤ 1): the head alone may round by (4d + 10)·u = 5e-6 for its bottleneck d = 8, plus the
 backbone's few ulps carried through, hence atol 1e-5 (measured: 1.8e-7). Gradients are
 compared tensor by tensor relative to the largest gradient involved (`expect_gradients_match`).
-Golden `train` outputs: the README measured 2.7e-7 for an independent implementation and
+Golden `train` outputs: dino_v1_golden.README.md measured 2.7e-7 for an independent implementation and
 suggests 1e-5.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -34,11 +35,10 @@ md = LearnerModule("model")
 hd = LearnerModule("heads")
 
 GROUPING_TOL = dict(rtol=0.0, atol=1e-5)
-GOLDEN_TRAIN_TOL = dict(rtol=0.0, atol=1e-5)  # golden README: 2.7e-7 observed, 1e-5 suggested
+GOLDEN_TRAIN_TOL = dict(rtol=0.0, atol=1e-5)  # dino_v1_golden.README.md: 2.7e-7 observed, 1e-5 suggested
 
 
-def exercise(name: str):
-    return pytest.mark.exercise("3.3", name)
+exercise = functools.partial(pytest.mark.exercise, "3.3")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def expect_gradients_match(got: nn.Module, want: nn.Module, hint: str) -> None:

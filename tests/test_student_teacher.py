@@ -17,6 +17,7 @@ teacher and student, and the student learns by plain SGD written out by hand.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 
@@ -34,8 +35,7 @@ st = LearnerModule("student_teacher")
 FLOAT64_EPS = torch.finfo(torch.float64).eps  # 2.2e-16
 
 
-def exercise(name: str):
-    return pytest.mark.exercise("3.1", name)
+exercise = functools.partial(pytest.mark.exercise, "3.1")  # @exercise("name"): a check of that exercise of the lesson
 
 
 # ----------------------------------------------------------------------------- test networks

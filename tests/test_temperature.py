@@ -13,6 +13,7 @@ more (a wrong temperature or axis changes probabilities by O(1) relative).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -22,20 +23,17 @@ import solutions.temperature as ref
 from dino_course.grading.hints import FLOAT32_EPS, call_unmutated, expect, expect_close, expect_type
 from dino_course.grading.learner import LearnerModule
 
+from float64_close import close  # tests/float64_close.py
+
 st = LearnerModule("temperature")
 FLOAT64_EPS = torch.finfo(torch.float64).eps  # 2.2e-16
 
 
-def exercise(name: str):
-    return pytest.mark.exercise("4.2", name)
+exercise = functools.partial(pytest.mark.exercise, "4.2")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def logits(seed: int, shape: tuple[int, ...], scale: float = 1.0, dtype=torch.float32) -> torch.Tensor:
     return (scale * torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)).to(dtype)
-
-
-def close(a: torch.Tensor, b: torch.Tensor, tol: dict) -> bool:
-    return bool(a.shape == b.shape and torch.allclose(a.double(), b.double(), **tol))
 
 
 # ----------------------------------------------------------------------------- sharpen
@@ -381,7 +379,7 @@ def test_teacher_temperature_schedule_matches_the_original(golden):
     a, b = config["warmup_teacher_temp"], config["teacher_temp"]
     got = call_schedule(a, b, config["warmup_teacher_temp_epochs"], config["nepochs"])
     check_schedule(got, a, b, config["warmup_teacher_temp_epochs"], config["nepochs"])
-    # golden/README: an independent float64 implementation agrees to 1.4e-20
+    # dino_v1_golden.README.md: an independent float64 implementation agrees to 1.4e-20
     expect_close(got, golden["loss"]["teacher_temp_schedule"], "the schedule differs from the original DINO's",
                  **schedule_tolerance(a, b))
     train = golden["train"]["config"]

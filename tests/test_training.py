@@ -14,7 +14,7 @@ Tolerances, and why
   (AdamW divides by √v and turns noise in a near-zero gradient into a full ±lr step). A correct
   step calls the same functions on the same tensors, so the only freedom is rounding: 16 ulps of
   the largest value involved.
-- The golden replay (four AdamW iterations of the original) uses the README's tolerances:
+- The golden replay (four AdamW iterations of the original) uses dino_v1_golden.README.md's tolerances:
   losses 1e-5, centers 1e-6, grad norms 1e-4 relative, final student 5e-8 and teacher 5e-9 absolute
   (an independent re-implementation was off by 1.5e-8 / 2.9e-11, the reference is off by
   7.5e-9 / 4.7e-10; a step that calls the reference pieces in the documented order reproduces the
@@ -26,6 +26,7 @@ Tolerances, and why
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import pytest
@@ -45,12 +46,11 @@ from solutions.student_teacher import cosine_schedule
 
 st = LearnerModule("training")
 U = FLOAT32_EPS
-SCHEDULE_TOL = dict(rtol=0, atol=1e-15)  # float64 schedules; the golden README: 1.4e-20 observed
+SCHEDULE_TOL = dict(rtol=0, atol=1e-15)  # float64 schedules; dino_v1_golden.README.md: 1.4e-20 observed
 NORM_TOL = dict(rtol=2e-6, atol=0.0)  # 17 ulps: float32 norms and clipped gradients (see above)
 
 
-def exercise(name: str):
-    return pytest.mark.exercise("4.4", name)
+exercise = functools.partial(pytest.mark.exercise, "4.4")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def is_float(value) -> bool:

@@ -56,9 +56,9 @@ class Skill:
     exercises: tuple[str, ...]  # exercise ids ('3.1/ema_update') whose hidden checks demonstrate it
 
 
-# Exercise ids follow the course's interface contract and the ids of the Lesson 3.2 / 3.3 branches as
-# they were written (sample_crop_box, the 3.3 diagnostics, the head pieces). A maintainer check
-# (tests/maintainer/test_assessment.py) fails when an id is missing from a lesson that exists.
+# Exercise ids are those of the lessons' exercise files (sample_crop_box, the 3.3 diagnostics, the head
+# pieces). A maintainer check (tests/maintainer/test_assessment_self_assessment.py) fails when an id is
+# missing from a lesson that exists.
 SKILLS: tuple[Skill, ...] = (
     Skill(
         "student-teacher-wrapper",

@@ -80,7 +80,7 @@ def load_checkpoint(path: str | Path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 BACKBONE_FORMAT = "dino-course-backbone-v1"
-# A teacher backbone trained by the course's own `dino-course train` (see README, Lesson 4.5).
+# A teacher backbone trained by the course's own `dino-course train`, for Lesson 4.5 (see docs/main_job.md).
 SHIPPED_DIGITS_BACKBONE = Path(__file__).with_name("assets") / "digits_teacher_backbone.pt"
 
 

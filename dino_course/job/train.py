@@ -133,7 +133,7 @@ PRESETS: dict[str, TrainConfig] = {
         image_size=32,
         # inputs: divided by the digits' own pixel std (0.32) with no mean subtracted, so the black
         # background (most of every image) is exactly 0, instead of ImageNet's mean and std, which turn
-        # it into -2.1, a large constant every patch token shares (see README, "The main job")
+        # it into -2.1, a large constant every patch token shares (see docs/main_job.md)
         pixel_mean=(0.0, 0.0, 0.0), pixel_std=(0.32, 0.32, 0.32),
         # backbone: D = 96, 3 blocks, 3 heads (the course's TINY_CPU widths) with 8 px patches, a 4 x 4 grid
         # at 32 px, instead of ViT-S/16 at 224 px (4 px patches cost 4x more per step on a 2-core CPU)
@@ -141,7 +141,7 @@ PRESETS: dict[str, TrainConfig] = {
         # head: K = 256 prototypes, 512 hidden, 64 bottleneck, instead of 65536 / 2048 / 256; and BatchNorm
         # after its hidden layers (the original's option, which it uses for ResNets, not ViTs): it takes
         # out the part of the CLS feature that every image shares; without it the teacher's targets start
-        # out the same for every image and training drifts to the uniform collapse (README)
+        # out the same for every image and training drifts to the uniform collapse (docs/main_job.md)
         output_dim=256, hidden_dim=512, bottleneck_dim=64, use_bn_in_head=True,
         # crops: 32 px global / 16 px local, 4 locals (not 8); no flips (mirrored digits are not digits)
         global_size=32, local_size=16, n_local=4, global_scale=(0.4, 1.0), local_scale=(0.1, 0.4), flip_p=0.0,

@@ -237,9 +237,6 @@ explorer.widget
 '''
 
 
-@pytest.mark.skipif(
-    not (REPO_ROOT / "dino_course" / "crop_explorer.py").exists(), reason="no dino_course/widgets/crop_explorer.py on this branch"
-)
 @pytest.mark.timeout(NOTEBOOK_LIMIT_S + 600)
 def test_crop_explorer_responds_to_every_control(chromium, lab_server, lab_root, browser_artifacts):
     """Every slider, toggle and dropdown of the explorer redraws the crops (reference on for 3.2).

@@ -1,17 +1,20 @@
-"""The course's own checks: single source of truth, stubs, and the exercise <-> check mapping."""
+"""The course's own checks: single source of truth, stubs, the exercise <-> check mapping, and the
+docstring examples (each run once)."""
 
 from __future__ import annotations
 
 import ast
 import doctest
+import functools
 import importlib
 import subprocess
 import sys
 
 import pytest
 
-from dino_course.grading.catalog import REPO_ROOT, TESTS_DIR, exercises, lessons, solution_modules
+from dino_course.grading.catalog import PACKAGE_DIR, REPO_ROOT, TESTS_DIR, exercises, lessons, solution_modules
 from dino_course.grading.stubs import generate_stub, leaked_solution_lines, out_of_date_stubs, stub_path
+from dino_course.instructor.public_checks import course_docstring
 
 pytestmark = pytest.mark.maintainer
 
@@ -47,7 +50,8 @@ def test_every_lesson_has_exercises_and_a_notebook():
         assert lesson.notebook and (REPO_ROOT / lesson.notebook).exists(), f"lesson {lesson.id}: notebook {lesson.notebook!r} missing"
 
 
-def _collected_checks() -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=None)
+def _collected_checks() -> tuple[tuple[str, str], ...]:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "--list-checks", str(TESTS_DIR)],
         cwd=REPO_ROOT,
@@ -61,7 +65,7 @@ def _collected_checks() -> list[tuple[str, str]]:
         if "\t" in line:
             exercise_id, nodeid = line.split("\t", 1)
             pairs.append((exercise_id, nodeid))
-    return pairs
+    return tuple(pairs)
 
 
 def test_every_exercise_has_a_check_and_every_check_an_exercise():
@@ -75,9 +79,42 @@ def test_every_exercise_has_a_check_and_every_check_an_exercise():
     assert not unchecked, f"exercises without any check: {unchecked}"
 
 
-@pytest.mark.parametrize("solution", solution_modules(), ids=lambda s: s.module)
-def test_solution_docstring_examples_run(solution):
-    module = importlib.import_module(f"solutions.{solution.module}")
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
-    assert result.attempted > 0, f"solutions/{solution.module}.py has no docstring examples"
-    assert result.failed == 0, f"{result.failed} docstring example(s) failed in solutions/{solution.module}.py"
+# ----------------------------------------------------------------------------- docstring examples
+# Each docstring example runs once in `pytest --reference --maintainer`: an exercise's in its public
+# check (`test_documented_example` in tests/public/, on the learner's code, or on the reference with
+# --reference), every other one (the given code's) here.
+
+
+def _given_code_doctests(module_name: str) -> list[doctest.DocTest]:
+    """The docstrings with examples of a module, those of exercises left out."""
+    exercise_docstrings = {f"solutions.{e.module}.{e.name}" for e in exercises().values()}
+    module = importlib.import_module(module_name)
+    return [t for t in doctest.DocTestFinder().find(module) if t.examples and t.name not in exercise_docstrings]
+
+
+def _modules_with_given_examples() -> list[str]:
+    """The reference modules (whose given code is the lesson files' given code) and the modules of
+    `dino_course`'s subpackages that have docstring examples outside exercises."""
+    names = [f"solutions.{s.module}" for s in solution_modules()]
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if path.parent != PACKAGE_DIR and ">>>" in path.read_text(encoding="utf-8"):
+            names.append(".".join(path.relative_to(REPO_ROOT).with_suffix("").parts))
+    return [name for name in names if _given_code_doctests(name)]
+
+
+@pytest.mark.parametrize("module_name", _modules_with_given_examples())
+def test_given_code_docstring_examples_run(module_name):
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    for test in _given_code_doctests(module_name):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) of given code failed in {module_name}"
+
+
+def test_every_exercise_docstring_example_runs_in_a_public_check():
+    documented = {
+        e for e, nodeid in _collected_checks() if "public/" in nodeid and "::test_documented_example" in nodeid
+    }
+    with_examples = {e for e in exercises() if doctest.DocTestParser().get_examples(course_docstring(e))}
+    missing = sorted(with_examples - documented)
+    assert not missing, f"docstring examples no public check runs (add them to its test_documented_example): {missing}"

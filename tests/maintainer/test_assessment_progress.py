@@ -19,6 +19,7 @@ pytestmark = pytest.mark.maintainer
 
 @pytest.fixture
 def store(tmp_path):
+    """A progress store that keeps what it reports in `reported` (conftest.py's drops it)."""
     notices = []
     s = ProgressStore(tmp_path / "progress.json", report=notices.append)
     s.reported = notices

@@ -222,7 +222,7 @@ def test_the_default_preset_learns_with_the_reference_code(tmp_path, reference_o
     # normalisation, BatchNorm head) leaves its random initialisation far behind without a
     # collapse warning. The preset before 2026-11-28 (ImageNet normalisation, no BatchNorm)
     # drifted to uniform outputs and gained about 6 points in a whole run; after 20 of its 60
-    # epochs this one has gained 18 (seed 0; README, "The main job"). The full schedule is kept
+    # epochs this one has gained 18 (seed 0; docs/main_job.md). The full schedule is kept
     # and the run stopped early, because a 20-epoch schedule is a different, slower run.
     from dino_course.job.train import PRESETS, run_training
 

@@ -10,7 +10,6 @@ import pytest
 from dino_course.assessment import quiz
 from dino_course.assessment.self_assessment import TOPICS
 from dino_course.grading.catalog import REPO_ROOT
-from dino_course.assessment.progress import ProgressStore
 
 pytestmark = pytest.mark.maintainer
 
@@ -99,7 +98,7 @@ def test_grader_refuses_bad_input_clearly():
 def test_key_round_trip_and_not_in_plain_text():
     key = {"answer": "b", "explanations": {"a": "no", "b": "yes"}}
     assert quiz.decode_key("x", quiz.encode_key("x", key)) == key
-    bank = (REPO_ROOT / "dino_course" / "quiz_bank.py").read_text(encoding="utf-8")
+    bank = (REPO_ROOT / "dino_course" / "assessment" / "quiz_bank.py").read_text(encoding="utf-8")
     for q in QUESTIONS:
         texts = list(q.key["explanations"].values()) if q.kind == "choice" else [q.key["explanation"], q.key["hint"]]
         for text in texts:
@@ -135,11 +134,6 @@ def test_scores_are_recomputed_from_answers():
 
 
 # ----------------------------------------------------------------------------- the widget, driven by setting values
-
-
-@pytest.fixture
-def store(tmp_path):
-    return ProgressStore(tmp_path / "progress.json", report=lambda message: None)
 
 
 def test_quiz_panel_feedback_saving_and_reveal(store):

@@ -123,7 +123,7 @@ def test_a_correct_plain_loop_passes_and_a_wrong_exercise_fails_with_its_hint(st
 
 
 def test_a_broken_file_is_never_reported_as_success(finished):
-    """The issue's first reproduction: a NameError appended to student_teacher.py made Lesson 3.3
+    """A bug the grader once had: a NameError appended to student_teacher.py made Lesson 3.3
     report "6 of 6 (100 %)" with seven exercises missing from the table."""
     (finished / "student_teacher.py").write_text((finished / "student_teacher.py").read_text() + "\noops = undefined_name\n")
     code, output = run_check(finished, "3.3")
@@ -136,7 +136,7 @@ def test_a_broken_file_is_never_reported_as_success(finished):
 
 
 def test_a_syntax_error_fails_its_own_file_only(finished):
-    """The issue's second reproduction: a syntax error in centering.py made `check 4.3` print
+    """A bug the grader once had: a syntax error in centering.py made `check 4.3` print
     "(no exercise checks ran)" and exit 0."""
     (finished / "centering.py").write_text((finished / "centering.py").read_text() + "\ndef broken(:\n")
     code, output = run_check(finished, "4.3")

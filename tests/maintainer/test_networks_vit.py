@@ -17,7 +17,8 @@ def test_pos_embed_interpolation_matches_original(golden, unit):
     for case in entry["cases_unit" if unit else "cases"]:
         rows, cols = case["grid"]
         got = interpolate_pos_embed(pos_embed, rows, cols)
-        # golden README: an independent implementation agrees to 5.2e-7 x max|pos_embed|; suggested 1e-6 relative
+        # dino_v1_golden.README.md: an independent implementation agrees to 5.2e-7 x max|pos_embed|;
+        # suggested 1e-6 relative
         torch.testing.assert_close(got, case["output"], rtol=0, atol=1e-6 * pos_embed.abs().max().item())
 
 

@@ -1,24 +1,9 @@
-"""Given code of Lessons 4.1-4.4: docstring examples, the loss explorer's simulations and widgets,
-and the short training demo (run with `pytest --reference --maintainer`)."""
+"""The loss explorer of Lessons 4.1-4.3 (`dino_course/widgets/loss_explorer.py`): its simulations
+and widgets, without a browser (run with `pytest --reference --maintainer`)."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
-import math
-
-import pytest
 import torch
-
-MODULES = ["solutions.centering", "solutions.temperature", "solutions.loss", "solutions.training"]
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0, f"{name} has no docstring examples"
-    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed"
 
 
 def test_centering_simulation_shows_the_dominant_dimension_cancelled():
@@ -76,26 +61,3 @@ def test_widgets_redraw_on_value_changes_without_a_browser():
     temperatures.teacher_temp.value = 5.0
     assert float(temperatures.result["entropy"][0]) > sharp
     assert "entropy" in temperatures.status.value
-
-
-def test_demo_crops_and_entropies():
-    from dino_course.job.demo import digit_images, multicrop_views, teacher_entropies
-
-    images = digit_images(16, limit=10)
-    assert images.shape == (10, 3, 16, 16) and 0.0 <= float(images.min()) and float(images.max()) <= 1.0
-    views = multicrop_views(images[:4], torch.Generator().manual_seed(0), global_size=16, local_size=8, n_local=3)
-    assert [tuple(v.shape) for v in views] == [(4, 3, 16, 16)] * 2 + [(4, 3, 8, 8)] * 3
-    per_image, of_mean = teacher_entropies(torch.zeros(6, 8), torch.zeros(1, 8), 0.04)
-    assert math.isclose(per_image, math.log(8), rel_tol=1e-5) and math.isclose(of_mean, math.log(8), rel_tol=1e-5)
-
-
-def test_demo_training_runs_and_is_deterministic():
-    from dino_course.job.demo import DemoConfig, digit_images, run_demo_training
-
-    config = DemoConfig(steps=3, steps_per_epoch=2, batch_size=8)
-    images = digit_images(16, limit=40)
-    first = run_demo_training(config, images)
-    second = run_demo_training(config, images)
-    assert len(first) == 3 and all(math.isfinite(r["loss"]) for r in first)
-    assert [r["loss"] for r in first] == [r["loss"] for r in second]
-    assert first[0]["lr"] == 0.0  # the warm-up starts at 0
