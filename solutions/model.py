@@ -26,9 +26,16 @@ import torch
 from torch import nn
 
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
-from dino_course.heads import BOTTLENECK_DIM, HIDDEN_DIM, OUTPUT_DIM, DINOProjectionHead
+from dino_course.heads import (
+    BOTTLENECK_DIM,
+    HIDDEN_DIM,
+    NORM_LAST_LAYER,
+    OUTPUT_DIM,
+    USE_BN_IN_HEAD,
+    DINOProjectionHead,
+)
 from dino_course.multicrop import group_by_resolution
-from dino_course.student_teacher import MOMENTUM_END, MOMENTUM_START, StudentTeacherWrapper
+from dino_course.student_teacher import MOMENTUM_TEACHER, MOMENTUM_TEACHER_END, StudentTeacherWrapper
 from dino_course.networks.vit import VisionTransformer, vit_small, vit_tiny_cpu
 
 LESSON = "3.3"
@@ -136,16 +143,16 @@ class CompleteDINOModel(StudentTeacherWrapper):
         *,
         epochs: int,
         steps_per_epoch: int,
-        momentum_start: float = MOMENTUM_START,
-        momentum_end: float = MOMENTUM_END,
+        momentum_teacher: float = MOMENTUM_TEACHER,
+        momentum_teacher_end: float = MOMENTUM_TEACHER_END,
         n_global_views: int = 2,
     ) -> None:
         super().__init__(
             MultiCropNetwork(backbone, head),
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
-            momentum_start=momentum_start,
-            momentum_end=momentum_end,
+            momentum_teacher=momentum_teacher,
+            momentum_teacher_end=momentum_teacher_end,
             n_global_views=n_global_views,
         )
 
@@ -300,10 +307,10 @@ def dino_tiny_cpu(
     *,
     epochs: int,
     steps_per_epoch: int,
-    momentum_start: float = MOMENTUM_START,
-    momentum_end: float = MOMENTUM_END,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
+    momentum_teacher: float = MOMENTUM_TEACHER,
+    momentum_teacher_end: float = MOMENTUM_TEACHER_END,
+    use_bn: bool = USE_BN_IN_HEAD,
+    norm_last_layer: bool = NORM_LAST_LAYER,
     spectral_norm: bool = False,
     **vit_overrides,
 ) -> CompleteDINOModel:
@@ -317,7 +324,7 @@ def dino_tiny_cpu(
         output_dim,
         {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
         spectral_norm,
-        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_start": momentum_start, "momentum_end": momentum_end},
+        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_teacher": momentum_teacher, "momentum_teacher_end": momentum_teacher_end},
     )
 
 
@@ -326,10 +333,10 @@ def dino_vit_small(
     *,
     epochs: int,
     steps_per_epoch: int,
-    momentum_start: float = MOMENTUM_START,
-    momentum_end: float = MOMENTUM_END,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
+    momentum_teacher: float = MOMENTUM_TEACHER,
+    momentum_teacher_end: float = MOMENTUM_TEACHER_END,
+    use_bn: bool = USE_BN_IN_HEAD,
+    norm_last_layer: bool = NORM_LAST_LAYER,
     spectral_norm: bool = False,
     **vit_overrides,
 ) -> CompleteDINOModel:
@@ -343,7 +350,7 @@ def dino_vit_small(
         output_dim,
         {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
         spectral_norm,
-        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_start": momentum_start, "momentum_end": momentum_end},
+        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_teacher": momentum_teacher, "momentum_teacher_end": momentum_teacher_end},
     )
 
 
@@ -353,10 +360,10 @@ def dino_resnet(
     *,
     epochs: int,
     steps_per_epoch: int,
-    momentum_start: float = MOMENTUM_START,
-    momentum_end: float = MOMENTUM_END,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
+    momentum_teacher: float = MOMENTUM_TEACHER,
+    momentum_teacher_end: float = MOMENTUM_TEACHER_END,
+    use_bn: bool = USE_BN_IN_HEAD,
+    norm_last_layer: bool = NORM_LAST_LAYER,
     spectral_norm: bool = False,
 ) -> CompleteDINOModel:
     """A torchvision ResNet backbone (`resnet_backbone(arch)`) with an adaptive head.
@@ -369,6 +376,6 @@ def dino_resnet(
         output_dim,
         {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
         spectral_norm,
-        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_start": momentum_start, "momentum_end": momentum_end},
+        {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "momentum_teacher": momentum_teacher, "momentum_teacher_end": momentum_teacher_end},
     )
 
