@@ -221,12 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_unavailable_train_command(commands, train_help: str, error: Exception) -> None:
     """A `train` command that takes any arguments and explains why the job cannot start."""
+    import traceback
+
+    from dino_course.grading.catalog import lesson_of_module
+
+    files = [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+    if isinstance(error, SyntaxError) and error.filename:
+        files.append(error.filename)
+    lessons = [lesson_of_module(Path(name).stem) for name in files if Path(name).parent.name == "dino_course"]
+    lesson = next((found for found in reversed(lessons) if found), "<lesson>")
     where = f" ({error.filename}, line {error.lineno})" if isinstance(error, SyntaxError) else ""
     message = (
         f"dino-course train cannot start: a lesson file it reads its settings from does not import{where}: "
         f"{type(error).__name__}: {error}\n"
         "  - fix that file (`dino-course check` shows which lesson fails), or\n"
-        "  - use the reference for its lesson: DINO_COURSE_REFERENCE=<lesson> dino-course train ..."
+        f"  - use the reference for its lesson: DINO_COURSE_REFERENCE={lesson} dino-course train ..."
     )
     # prefix_chars="\0": no argument is taken for an option, so `train --preset x --help` reaches the message
     train = commands.add_parser("train", help=train_help, add_help=False, prefix_chars="\0")
