@@ -46,7 +46,8 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
     steps_per_epoch = n_train // config.batch_size
     augment = build_augmentation(config)
     parts = _Parts()
-    backbone = copy.deepcopy(build_model(config, parts, steps_per_epoch).student.backbone)  # the course run's initial weights
+    model = build_model(config, parts, steps_per_epoch)
+    backbone = copy.deepcopy(model.student.backbone)  # the course run's initial weights
     schedules = build_schedules(config, parts, steps_per_epoch)
 
     lightly = LightlyDINO(backbone, config)
@@ -65,7 +66,7 @@ def lightly_run(config, data, epochs: int) -> list[tuple[float, float]]:
         for position in range(steps_per_epoch):
             batch = data.train_images[order[position * config.batch_size : (position + 1) * config.batch_size]]
             views = augment(batch, _batch_generator(config, it))
-            loss = lightly.step(views, it, epoch, schedules)
+            loss = lightly.step(views, it, epoch, schedules, model.momentum_schedule)
             it += 1
         results.append((knn(), loss.item()))
     return results

@@ -3,7 +3,8 @@
 `LightlyDINO(backbone, config)` pairs a student (the given backbone and lightly's
 `DINOProjectionHead`) with a teacher copy, lightly's `DINOLoss` with the config's temperatures
 and center momentum, and AdamW over the course's parameter groups. `step(views, it, epoch,
-schedules)` is one iteration as the original orders it: this iteration's lr and weight decay,
+schedules, momentum_schedule)` is one iteration as the original orders it (`momentum_schedule`: the
+course model's, `CompleteDINOModel.momentum_schedule`): this iteration's lr and weight decay,
 teacher forward on the global views, student forward on all views (view by view, as lightly's
 examples do), loss, backward, per-tensor clipping, the last-layer freeze, AdamW, and lightly's
 `update_momentum` for the EMA.
@@ -41,7 +42,7 @@ class LightlyDINO:
         )
         self.optimizer = torch.optim.AdamW(training.parameter_groups(self.student))
 
-    def step(self, views: list[torch.Tensor], it: int, epoch: int, schedules) -> torch.Tensor:
+    def step(self, views: list[torch.Tensor], it: int, epoch: int, schedules, momentum_schedule) -> torch.Tensor:
         """One DINO iteration on `views` (global views first); returns the loss."""
         from lightly.models.utils import update_momentum
 
@@ -60,7 +61,7 @@ class LightlyDINO:
                 p.grad.mul_(torch.clamp(self.config.clip_grad / (p.grad.norm() + 1e-6), max=1.0))
         student["head"].cancel_last_layer_gradients(current_epoch=epoch)
         optimizer.step()
-        momentum = float(schedules.momentum[it])
+        momentum = float(momentum_schedule[it])
         update_momentum(student["backbone"], teacher["backbone"], m=momentum)
         update_momentum(student["head"], teacher["head"], m=momentum)
         return loss

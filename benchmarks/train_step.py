@@ -156,8 +156,7 @@ def main() -> None:
     criterion = course_loss.DINOLoss(config.output_dim, epochs=2, warmup_teacher_temp_epochs=0)
     optimizer = torch.optim.AdamW(training.parameter_groups(model.student))
     schedules = training.TrainingSchedules.create(config.epochs, total_iterations, config.batch_size, base_lr=config.base_lr,
-                                                  warmup_epochs=0, momentum_teacher=config.momentum_teacher,
-                                                  momentum_teacher_end=config.momentum_teacher_end)
+                                                  warmup_epochs=0)
 
     def course_step(i: int) -> None:
         training.train_step(model, criterion, optimizer, views, i, 0, schedules, clip_grad=config.clip_grad, freeze_last_layer=1)
@@ -166,7 +165,7 @@ def main() -> None:
     lightly = LightlyDINO(copy.deepcopy(model.student.backbone), config)
 
     def lightly_step(i: int) -> None:
-        lightly.step(views, i, 0, schedules)
+        lightly.step(views, i, 0, schedules, model.momentum_schedule)
 
     if args.only == "paired":
         # Both steps in one process, alternating (course-lightly, then lightly-course), so that

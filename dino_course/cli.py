@@ -201,16 +201,51 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
     notebooks.set_defaults(run=_run_notebooks)
 
-    from dino_course.job.train import TRAIN_EPILOG, add_train_arguments
-
+    train_help = "train DINO on a CPU (or under torchrun) with your code or the reference"
+    try:
+        from dino_course.job.train import TRAIN_EPILOG, add_train_arguments
+    except Exception as error:  # noqa: BLE001  (any error a learner's lesson file raises on import)
+        # The job reads its settings' defaults from the lesson files. One that does not import (a syntax
+        # error, say) must stop only `train`, never `check` or the other commands.
+        _add_unavailable_train_command(commands, train_help, error)
+        return parser
     train = commands.add_parser(
-        "train", help="train DINO on a CPU (or under torchrun) with your code or the reference",
+        "train", help=train_help,
         description="Train DINO end to end with the course's code.", epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_arguments(train)
     train.set_defaults(run=_run_train)
     return parser
+
+
+def _add_unavailable_train_command(commands, train_help: str, error: Exception) -> None:
+    """A `train` command that takes any arguments and explains why the job cannot start."""
+    import traceback
+
+    from dino_course.grading.catalog import lesson_of_module
+
+    files = [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+    if isinstance(error, SyntaxError) and error.filename:
+        files.append(error.filename)
+    lessons = [lesson_of_module(Path(name).stem) for name in files if Path(name).parent.name == "dino_course"]
+    lesson = next((found for found in reversed(lessons) if found), "<lesson>")
+    where = f" ({error.filename}, line {error.lineno})" if isinstance(error, SyntaxError) else ""
+    message = (
+        f"dino-course train cannot start: a lesson file it reads its settings from does not import{where}: "
+        f"{type(error).__name__}: {error}\n"
+        "  - fix that file (`dino-course check` shows which lesson fails), or\n"
+        f"  - use the reference for its lesson: DINO_COURSE_REFERENCE={lesson} dino-course train ..."
+    )
+    # prefix_chars="\0": no argument is taken for an option, so `train --preset x --help` reaches the message
+    train = commands.add_parser("train", help=train_help, add_help=False, prefix_chars="\0")
+    train.add_argument("arguments", nargs="*")
+
+    def explain(args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    train.set_defaults(run=explain)
 
 
 def main(argv: list[str] | None = None) -> int:

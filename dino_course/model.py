@@ -33,7 +33,7 @@ from torch import nn
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
 from dino_course.heads import HIDDEN_DIM
 from dino_course.multicrop import group_by_resolution
-from dino_course.student_teacher import MOMENTUM_END, MOMENTUM_START, StudentTeacherWrapper
+from dino_course.student_teacher import MOMENTUM_TEACHER, MOMENTUM_TEACHER_END, StudentTeacherWrapper
 
 LESSON = "3.3"
 LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
@@ -132,16 +132,16 @@ class CompleteDINOModel(StudentTeacherWrapper):
         *,
         epochs: int,
         steps_per_epoch: int,
-        momentum_start: float = MOMENTUM_START,
-        momentum_end: float = MOMENTUM_END,
+        momentum_teacher: float = MOMENTUM_TEACHER,
+        momentum_teacher_end: float = MOMENTUM_TEACHER_END,
         n_global_views: int = 2,
     ) -> None:
         super().__init__(
             MultiCropNetwork(backbone, head),
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
-            momentum_start=momentum_start,
-            momentum_end=momentum_end,
+            momentum_teacher=momentum_teacher,
+            momentum_teacher_end=momentum_teacher_end,
             n_global_views=n_global_views,
         )
 

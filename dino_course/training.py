@@ -18,7 +18,8 @@ One iteration of DINO, in the order of the paper's Algorithm 1 and of the origin
 The hyper-parameter schedules come from Lesson 3.1's `cosine_schedule`, one value per
 iteration: the learning rate warms up linearly to `lr · batch_size / 256` (the linear scaling
 rule, `batch_size` counted over all processes) and then decays to `min_lr`; the weight decay
-rises from 0.04 to 0.4; the teacher momentum rises from 0.996 towards 1.
+rises from 0.04 to 0.4. The teacher momentum is not scheduled here: Lesson 3.1's wrapper owns
+its schedule (`momentum_schedule`, 0.996 → 1), and phase 8 reads it through `model.update_teacher(it)`.
 
 Course additions, named here: `train_step` raises `NonFiniteLossError` (the original prints
 and exits the process), and `autocast_dtype=torch.bfloat16` runs forward and loss under
@@ -44,15 +45,25 @@ LESSON = "4.4"
 LESSON_TITLE = "The training step"
 LESSON_NOTEBOOK = "lessons/module4/4.4_training_loop.ipynb"
 
-BASE_LR = 5e-4  # paper: for a batch of 256; scaled linearly with the batch size
-MIN_LR = 1e-6  # paper: the cosine decays to this
-WARMUP_EPOCHS = 10  # paper: linear lr warm-up
-WEIGHT_DECAY = 0.04  # paper: start of the weight-decay cosine
-WEIGHT_DECAY_END = 0.4  # paper: end of it (a larger decay late in training helps ViTs)
-MOMENTUM_TEACHER = 0.996  # paper: τ at the start
-MOMENTUM_TEACHER_END = 1.0  # paper; the course's StudentTeacherWrapper defaults to 0.999 (see 3.1)
-CLIP_GRAD = 3.0  # paper: per-tensor gradient norm limit (0 switches clipping off)
-FREEZE_LAST_LAYER = 1  # paper: the prototypes are frozen during the first epoch
+# The optimisation settings of the course: every class and job takes its defaults from here.
+# Peak learning rate for a batch of 256, scaled linearly with the batch (paper, Section 3.2:
+# lr = 0.0005 · batchsize / 256; the original's --lr default).
+BASE_LR = 5e-4
+# Where the lr cosine ends (the original's --min_lr default; the paper only says "cosine schedule").
+MIN_LR = 1e-6
+# Epochs of linear lr warm-up from 0 (paper, Section 3.2; --warmup_epochs).
+WARMUP_EPOCHS = 10
+# Weight decay at the start of its cosine (paper, Section 3.2; --weight_decay): the original's help text
+# says a smaller value at the beginning works well with ViTs.
+WEIGHT_DECAY = 0.04
+# ... and at its end (paper; --weight_decay_end): a larger decay late in training improves ViTs (help text).
+WEIGHT_DECAY_END = 0.4
+# Per-tensor gradient norm limit; 0 switches clipping off (the original's --clip_grad default; its help
+# text: 0.3 to 1.0 can help larger ViTs).
+CLIP_GRAD = 3.0
+# Epochs during which the last layer (the prototypes) gets no update (--freeze_last_layer; its help text:
+# doing so in the first epoch helps training, try more if the loss does not decrease).
+FREEZE_LAST_LAYER = 1
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -133,15 +144,15 @@ def clip_gradients(model: nn.Module, clip: float) -> list[float]:
 
 @dataclass(frozen=True)
 class TrainingSchedules:
-    """Per-iteration schedules of one training run (float64 tensors of length epochs · niter_per_ep).
+    """The optimiser's per-iteration schedules of one training run (float64 tensors of length epochs · niter_per_ep).
 
-    `lr`: learning rate; `weight_decay`: of the decayed group; `momentum`: the teacher's τ.
-    Index them with the global iteration `it = epoch · niter_per_ep + i`.
+    `lr`: learning rate; `weight_decay`: of the decayed group. Index them with the global
+    iteration `it = epoch · niter_per_ep + i`. (The teacher's momentum schedule belongs to the
+    model: `StudentTeacherWrapper.momentum_schedule`, Lesson 3.1.)
     """
 
     lr: torch.Tensor
     weight_decay: torch.Tensor
-    momentum: torch.Tensor
     niter_per_ep: int
 
     def __len__(self) -> int:
@@ -159,15 +170,12 @@ class TrainingSchedules:
         warmup_epochs: int = WARMUP_EPOCHS,
         weight_decay: float = WEIGHT_DECAY,
         weight_decay_end: float = WEIGHT_DECAY_END,
-        momentum_teacher: float = MOMENTUM_TEACHER,
-        momentum_teacher_end: float = MOMENTUM_TEACHER_END,
     ) -> "TrainingSchedules":
-        """Exercise 4.4 · the three schedules, built with Lesson 3.1's `cosine_schedule`.
+        """Exercise 4.4 · the two optimiser schedules, built with Lesson 3.1's `cosine_schedule`.
 
             lr:           warm-up from 0 to base_lr · batch_size / 256 over `warmup_epochs`,
                           then cosine to `min_lr`        (linear scaling rule, Goyal et al.)
             weight_decay: cosine from `weight_decay` to `weight_decay_end`, no warm-up
-            momentum:     cosine from `momentum_teacher` to `momentum_teacher_end`, no warm-up
 
         Args:
             epochs, niter_per_ep: length of training; niter_per_ep = iterations per epoch.
@@ -176,15 +184,15 @@ class TrainingSchedules:
             base_lr: lr for a batch of 256 (5e-4 in the paper). Other arguments: the paper's values.
 
         Returns:
-            `TrainingSchedules(lr, weight_decay, momentum, niter_per_ep)`.
+            `TrainingSchedules(lr, weight_decay, niter_per_ep)`.
 
         Raises:
             ValueError: a non-positive batch size (epochs and warm-up are checked by `cosine_schedule`).
 
         Example:
             >>> s = TrainingSchedules.create(epochs=3, niter_per_ep=2, batch_size=4, warmup_epochs=1)
-            >>> s.lr[:2].tolist(), round(float(s.momentum[0]), 3)
-            ([0.0, 7.8125e-06], 0.996)
+            >>> s.lr[:2].tolist(), round(float(s.weight_decay[0]), 3)
+            ([0.0, 7.8125e-06], 0.04)
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int (images per iteration over all processes), got {batch_size!r}")
@@ -246,18 +254,20 @@ def train_step(
         5. `grad_norms = clip_gradients(model.student, clip_grad)` unless `clip_grad` is 0
         6. `cancel_last_layer_gradients(model.student, epoch, freeze_last_layer)`  (Lesson 3.3)
         7. `optimizer.step()`
-        8. `momentum = model.update_teacher(it)`      (Lesson 3.1: the EMA with momentum_schedule[it])
+        8. `momentum = model.update_teacher(it)`      (Lesson 3.1: the EMA with the model's own
+           momentum_schedule[it]; the model is the one owner of the teacher momentum)
 
     Args:
         model: a student-teacher wrapper (e.g. `CompleteDINOModel`, `StudentTeacherWrapper`):
-            `model(views) -> (student_output, teacher_output)`, `.student`, `.update_teacher(it)`.
+            `model(views) -> (student_output, teacher_output)`, `.student`, `.update_teacher(it)`
+            (which applies, and returns, the momentum of iteration `it` from its own schedule).
         criterion: a `DINOLoss` (it owns the center and the τ_t schedule).
         optimizer: built from `parameter_groups(model.student)`.
         views: V tensors `(B, C, H, W)`, global views first.
         it: global iteration (0-based); epoch: current epoch (0-based).
-        schedules: from `TrainingSchedules.create`.
-        clip_grad: per-tensor gradient norm limit; 0 switches clipping off.
-        freeze_last_layer: epochs during which the last layer gets no update.
+        schedules: from `TrainingSchedules.create` (learning rate and weight decay).
+        clip_grad: per-tensor gradient norm limit (3.0, `CLIP_GRAD`); 0 switches clipping off.
+        freeze_last_layer: epochs during which the last layer gets no update (1, `FREEZE_LAST_LAYER`).
         autocast_dtype: None (float32) or e.g. `torch.bfloat16`.
 
     Returns:
@@ -271,11 +281,4 @@ def train_step(
         raise ValueError(f"clip_grad must be a non-negative number (0 = no clipping), got {clip_grad!r}")
     if autocast_dtype is not None and not isinstance(autocast_dtype, torch.dtype):
         raise TypeError(f"autocast_dtype must be None or a torch.dtype such as torch.bfloat16, got {autocast_dtype!r}")
-    wrapper_momentum = getattr(model, "momentum_schedule", None)
-    if isinstance(wrapper_momentum, torch.Tensor) and 0 <= it < min(len(wrapper_momentum), len(schedules.momentum)):
-        if abs(float(wrapper_momentum[it]) - float(schedules.momentum[it])) > 1e-12:
-            raise ValueError(
-                f"the model's teacher momentum at iteration {it} ({float(wrapper_momentum[it])}) differs from "
-                f"schedules.momentum ({float(schedules.momentum[it])}): build both with the same momentum start and end"
-            )
     raise ExerciseNotStarted("4.4", "train_step")

@@ -35,7 +35,9 @@ LESSON = "4.1"
 LESSON_TITLE = "Centering the teacher's outputs"
 LESSON_NOTEBOOK = "lessons/module4/4.1_centering.ipynb"
 
-CENTER_MOMENTUM = 0.9  # paper: the center averages roughly the last 1/(1 − 0.9) = 10 batches
+# m of Eq. 4, the center momentum (the original DINOLoss's default): the center averages roughly the
+# last 1/(1 − 0.9) = 10 batches. Every class and job of the course takes its default from here.
+CENTER_MOMENTUM = 0.9
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,6 +40,12 @@ OUTPUT_DIM = 65536  # K: more prototypes help a little (paper Table 9); 65536 co
 HIDDEN_DIM = 2048  # width of the two hidden layers
 BOTTLENECK_DIM = 256  # the L2-normalised space the prototypes live in
 NLAYERS = 3  # Linear layers in the MLP (before the last layer)
+# Weight-normalised last layer with its magnitudes g fixed at 1 (the original's --norm_last_layer default).
+# Its help text: not normalising performs better but can make training unstable; its authors typically
+# set it False for ViT-S and True for ViT-B.
+NORM_LAST_LAYER = True
+# BatchNorm after the MLP's hidden layers: off, the original's --use_bn_in_head default (its ResNet runs use it).
+USE_BN_IN_HEAD = False
 INIT_STD = 0.02  # truncated-normal std of the MLP weights, as in the original ViT recipe
 L2_EPS = 1e-12  # x / max(‖x‖, eps): the same guard as torch.nn.functional.normalize
 
@@ -54,7 +60,9 @@ def _check_positive_int(name: str, value) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def build_mlp(in_dim: int, hidden_dim: int, bottleneck_dim: int, nlayers: int = NLAYERS, use_bn: bool = False) -> nn.Sequential:
+def build_mlp(
+    in_dim: int, hidden_dim: int, bottleneck_dim: int, nlayers: int = NLAYERS, use_bn: bool = USE_BN_IN_HEAD
+) -> nn.Sequential:
     """Exercise 3.3 · the head's MLP: `nlayers` Linear layers, GELU between them, optional BatchNorm.
 
     For `nlayers = 3` (the paper):
@@ -248,8 +256,9 @@ class DINOProjectionHead(nn.Module):
         in_dim: D, the backbone feature width.
         output_dim: K, the number of prototypes (65536 in the paper).
         hidden_dim, bottleneck_dim, nlayers, use_bn: the MLP (see `build_mlp`).
-        norm_last_layer: fix the last layer's magnitudes g at 1 (not trained). The paper uses
-            True for ViT-S; False trains g too (less stable, sometimes better for large models).
+        norm_last_layer: fix the last layer's magnitudes g at 1 (not trained); the original's
+            default. False trains g too: better results but less stable, by the original's help
+            text, whose authors use False for ViT-S and True for ViT-B.
     """
 
     def __init__(
@@ -258,8 +267,8 @@ class DINOProjectionHead(nn.Module):
         output_dim: int = OUTPUT_DIM,
         hidden_dim: int = HIDDEN_DIM,
         bottleneck_dim: int = BOTTLENECK_DIM,
-        use_bn: bool = False,
-        norm_last_layer: bool = True,
+        use_bn: bool = USE_BN_IN_HEAD,
+        norm_last_layer: bool = NORM_LAST_LAYER,
         nlayers: int = NLAYERS,
     ) -> None:
         super().__init__()

@@ -598,7 +598,12 @@ def test_momentum_schedule_defaults_and_bad_input():
     expect_type(schedule, torch.zeros(1), "cosine_schedule")
     expect(abs(float(schedule[0]) - 0.996) < 1e-12, "the momentum schedule must start at 0.996")
     expect(bool((schedule[1:] >= schedule[:-1]).all()), "the momentum must never decrease during training")
-    expect(0.9989 < float(schedule[-1]) <= 0.999, "the course's default schedule ends just below 0.999")
+    # the defaults are the paper's 0.996 → 1: the last of the 70 values is 1 − ½·0.004·(1 + cos(69π/70)), just
+    # below 1 (float64: a correct cosine_schedule is within a few ulps of it)
+    last = 1.0 - 0.5 * (1.0 - 0.996) * (1.0 + math.cos(math.pi * 69 / 70))
+    expect(abs(float(schedule[-1]) - last) < 1e-12,
+           f"the default momentum schedule (the paper's 0.996 → 1) must end at {last!r}, just below 1, "
+           f"got {float(schedule[-1])!r}")
     for bad, why in (
         (dict(epochs=0, niter_per_ep=7), "epochs=0"),
         (dict(epochs=2, niter_per_ep=0), "niter_per_ep=0"),
@@ -614,12 +619,12 @@ def test_momentum_schedule_defaults_and_bad_input():
         )
     expect_raises(
         ValueError,
-        "momentum_schedule must reject momentum_start > momentum_end",
+        "momentum_schedule must reject momentum_teacher > momentum_teacher_end",
         st.momentum_schedule,
         epochs=2,
         niter_per_ep=3,
-        momentum_start=0.999,
-        momentum_end=0.99,
+        momentum_teacher=0.999,
+        momentum_teacher_end=0.99,
     )
 
 
@@ -988,7 +993,7 @@ MOMENTUM_TOLERANCE = 1e-12
 @pytest.mark.parametrize("step", [0, 3, 5])
 def test_update_teacher_uses_the_scheduled_momentum(step):
     torch.manual_seed(14)
-    wrapper = st.StudentTeacherWrapper(make_mlp_with_statistics(14), epochs=2, steps_per_epoch=3, momentum_end=1.0)
+    wrapper = st.StudentTeacherWrapper(make_mlp_with_statistics(14), epochs=2, steps_per_epoch=3, momentum_teacher_end=1.0)
     with torch.no_grad():
         for p in wrapper.student.parameters():
             p.add_(torch.randn_like(p))
@@ -1075,7 +1080,7 @@ def test_training_loop_each_step_matches_reference():
         nn.Sequential(nn.Flatten(), nn.Linear(48, 16)),
         nn.Sequential(nn.Linear(16, 12), nn.BatchNorm1d(12), nn.GELU(), nn.Linear(12, 7)),
     )
-    wrapper = st.StudentTeacherWrapper(network, epochs=2, steps_per_epoch=2, momentum_start=0.9, momentum_end=0.95)
+    wrapper = st.StudentTeacherWrapper(network, epochs=2, steps_per_epoch=2, momentum_teacher=0.9, momentum_teacher_end=0.95)
     schedule = ref.momentum_schedule(2, 2, 0.9, 0.95)
     views = make_views(batch=2, n_views=4, seed=16)  # 2 global and 2 local views
     for step in range(len(schedule)):
@@ -1121,7 +1126,7 @@ def test_training_loop_each_step_matches_reference():
 @exercise("StudentTeacherWrapper.update_teacher")
 def test_wrapper_state_dict_round_trips():
     torch.manual_seed(17)
-    wrapper = st.StudentTeacherWrapper(make_mlp(17), epochs=1, steps_per_epoch=3, momentum_end=1.0)
+    wrapper = st.StudentTeacherWrapper(make_mlp(17), epochs=1, steps_per_epoch=3, momentum_teacher_end=1.0)
     with torch.no_grad():
         for p in wrapper.student.parameters():
             p.mul_(1.5)

@@ -42,7 +42,7 @@ from dino_course.grading.hints import FLOAT32_EPS, expect, expect_close, expect_
 from dino_course.grading.learner import LearnerModule
 from dino_course.networks.vit import ViTConfig, VisionTransformer
 from solutions.heads import DINOProjectionHead
-from solutions.student_teacher import cosine_schedule
+from solutions.student_teacher import cosine_schedule, momentum_schedule
 
 st = LearnerModule("training")
 U = FLOAT32_EPS
@@ -88,12 +88,11 @@ class ReferenceCriterion(nn.Module):
 
 
 def reference_schedules(epochs, niter_per_ep, batch_size, *, base_lr=5e-4, min_lr=1e-6, warmup_epochs=0,
-                        weight_decay=0.04, weight_decay_end=0.4, momentum_teacher=0.996, momentum_teacher_end=1.0):
-    """TrainingSchedules from the reference cosine_schedule of Lesson 3.1."""
+                        weight_decay=0.04, weight_decay_end=0.4):
+    """TrainingSchedules from the reference cosine_schedule of Lesson 3.1 (the teacher momentum is the model's)."""
     return ref.TrainingSchedules(
         lr=cosine_schedule(base_lr * batch_size / 256.0, min_lr, epochs, niter_per_ep, warmup_epochs=warmup_epochs),
         weight_decay=cosine_schedule(weight_decay, weight_decay_end, epochs, niter_per_ep),
-        momentum=cosine_schedule(momentum_teacher, momentum_teacher_end, epochs, niter_per_ep),
         niter_per_ep=niter_per_ep,
     )
 
@@ -192,7 +191,7 @@ def tiny_setup(autocast: bool = False):
         views = [torch.randn(TINY_BATCH, 3, 2, 2) for _ in range(4)]
     student = MultiCropStudent(backbone, head)
     schedules = reference_schedules(TINY_EPOCHS, TINY_NITER, TINY_BATCH, base_lr=0.2 * 256 / TINY_BATCH, min_lr=0.01)
-    model = OriginalOrderWrapper(student, schedules.momentum.clone())
+    model = OriginalOrderWrapper(student, momentum_schedule(TINY_EPOCHS, TINY_NITER))  # the paper's 0.996 → 1
     with torch.no_grad():  # a teacher a little apart from the student, so the EMA shows
         for p in model.teacher.parameters():
             p.add_(0.01 * torch.randn(p.shape))
@@ -225,8 +224,7 @@ def golden_setup(golden):
     optimizer = torch.optim.AdamW(ref.parameter_groups(student), betas=(0.9, 0.999), eps=1e-8)
     schedules = reference_schedules(config["epochs"], config["niter_per_ep"], config["batch"], base_lr=config["lr"],
                                     min_lr=config["min_lr"], warmup_epochs=config["warmup_epochs"],
-                                    weight_decay=config["weight_decay"], weight_decay_end=config["weight_decay_end"],
-                                    momentum_teacher=config["momentum_teacher"], momentum_teacher_end=1.0)
+                                    weight_decay=config["weight_decay"], weight_decay_end=config["weight_decay_end"])
     return model, criterion, optimizer, schedules
 
 
@@ -482,8 +480,7 @@ def test_clip_gradients_uses_the_epsilon_and_a_strict_inequality():
 # ----------------------------------------------------------------------------- schedules
 
 
-SCHEDULE_DEFAULTS = dict(base_lr=5e-4, min_lr=1e-6, warmup_epochs=10, weight_decay=0.04, weight_decay_end=0.4,
-                         momentum_teacher=0.996, momentum_teacher_end=1.0)
+SCHEDULE_DEFAULTS = dict(base_lr=5e-4, min_lr=1e-6, warmup_epochs=10, weight_decay=0.04, weight_decay_end=0.4)
 
 
 def check_schedules(got, epochs, niter_per_ep, batch_size, **kwargs) -> None:
@@ -492,10 +489,10 @@ def check_schedules(got, epochs, niter_per_ep, batch_size, **kwargs) -> None:
     want = reference_schedules(epochs, niter_per_ep, batch_size, **settings)
     expect_type(got, want, "TrainingSchedules.create")
     expect(isinstance(got, ref.TrainingSchedules) or type(got).__name__ == "TrainingSchedules",
-           f"TrainingSchedules.create must return a TrainingSchedules (cls(lr=..., weight_decay=..., momentum=..., "
-           f"niter_per_ep=...)), got {type(got).__name__}")
+           f"TrainingSchedules.create must return a TrainingSchedules (cls(lr=..., weight_decay=..., niter_per_ep=...)), "
+           f"got {type(got).__name__}")
     n = epochs * niter_per_ep
-    for field in ("lr", "weight_decay", "momentum"):
+    for field in ("lr", "weight_decay"):
         value = getattr(got, field)
         expect(isinstance(value, torch.Tensor), f"schedules.{field} must be a tensor (cosine_schedule's result), got "
                                                 f"{type(value).__name__}")
@@ -547,8 +544,7 @@ def check_schedules(got, epochs, niter_per_ep, batch_size, **kwargs) -> None:
         expect_close(lr[warmup:], want.lr[warmup:], f"the lr cosine part (after the {warmup} warm-up values) differs: "
                      f"it falls from {peak:g} towards min_lr = {settings['min_lr']:g}", **SCHEDULE_TOL,
                      what="TrainingSchedules.create")
-    for field, start, end, name in (("weight_decay", "weight_decay", "weight_decay_end", "weight-decay"),
-                                    ("momentum", "momentum_teacher", "momentum_teacher_end", "teacher-momentum")):
+    for field, start, end, name in (("weight_decay", "weight_decay", "weight_decay_end", "weight-decay"),):
         value, expected = getattr(got, field), getattr(want, field)
         if same(value, expected):
             continue
@@ -574,11 +570,10 @@ def test_schedules_match_the_original_training_run(golden):
     train = golden["train"]
     config = train["config"]
     kwargs = dict(base_lr=config["lr"], min_lr=config["min_lr"], warmup_epochs=config["warmup_epochs"],
-                  weight_decay=config["weight_decay"], weight_decay_end=config["weight_decay_end"],
-                  momentum_teacher=config["momentum_teacher"], momentum_teacher_end=1.0)
+                  weight_decay=config["weight_decay"], weight_decay_end=config["weight_decay_end"])
     got = st.TrainingSchedules.create(config["epochs"], config["niter_per_ep"], config["batch"], **kwargs)
     check_schedules(got, config["epochs"], config["niter_per_ep"], config["batch"], **kwargs)
-    for field, key in (("lr", "lr_schedule"), ("weight_decay", "wd_schedule"), ("momentum", "momentum_schedule")):
+    for field, key in (("lr", "lr_schedule"), ("weight_decay", "wd_schedule")):
         expect_close(getattr(got, field), train[key], f"schedules.{field} differs from the original's",
                      **SCHEDULE_TOL, what="TrainingSchedules.create")
 
@@ -588,24 +583,19 @@ def test_schedules_match_the_original_scheduler_entry(golden):
     entry = golden["schedules"]
     lr_config, wd_config = entry["config"]["lr"], entry["config"]["wd"]
     epochs, niter = lr_config["epochs"], lr_config["niter_per_ep"]
-    for end, key in ((1.0, "momentum"), (0.999, "momentum_0999")):
-        kwargs = dict(base_lr=5e-4, min_lr=lr_config["final_value"], warmup_epochs=lr_config["warmup_epochs"],
-                      weight_decay=wd_config["base_value"], weight_decay_end=wd_config["final_value"],
-                      momentum_teacher=entry["config"][key]["base_value"], momentum_teacher_end=end)
-        got = st.TrainingSchedules.create(epochs, niter, batch_size=64, **kwargs)
-        check_schedules(got, epochs, niter, 64, **kwargs)
-        expect_close(got.lr, entry["lr"], "lr with base 5e-4 and batch 64 must be the original's (peak 1.25e-4)",
-                     **SCHEDULE_TOL, what="TrainingSchedules.create")
-        expect_close(got.weight_decay, entry["wd"], "the weight decay differs from the original's", **SCHEDULE_TOL,
-                     what="TrainingSchedules.create")
-        expect_close(got.momentum, entry[key], f"the teacher momentum (end {end}) differs from the original's",
-                     **SCHEDULE_TOL, what="TrainingSchedules.create")
+    kwargs = dict(base_lr=5e-4, min_lr=lr_config["final_value"], warmup_epochs=lr_config["warmup_epochs"],
+                  weight_decay=wd_config["base_value"], weight_decay_end=wd_config["final_value"])
+    got = st.TrainingSchedules.create(epochs, niter, batch_size=64, **kwargs)
+    check_schedules(got, epochs, niter, 64, **kwargs)
+    expect_close(got.lr, entry["lr"], "lr with base 5e-4 and batch 64 must be the original's (peak 1.25e-4)",
+                 **SCHEDULE_TOL, what="TrainingSchedules.create")
+    expect_close(got.weight_decay, entry["wd"], "the weight decay differs from the original's", **SCHEDULE_TOL,
+                 what="TrainingSchedules.create")
 
 
 @exercise("TrainingSchedules.create")
 def test_schedules_use_every_argument():
-    kwargs = dict(base_lr=3e-3, min_lr=2e-5, warmup_epochs=2, weight_decay=0.1, weight_decay_end=0.3,
-                  momentum_teacher=0.99, momentum_teacher_end=0.9995)
+    kwargs = dict(base_lr=3e-3, min_lr=2e-5, warmup_epochs=2, weight_decay=0.1, weight_decay_end=0.3)
     got = st.TrainingSchedules.create(5, 4, 96, **kwargs)
     check_schedules(got, 5, 4, 96, **kwargs)
 
@@ -944,11 +934,14 @@ def replay_golden_iterations(golden, setup=None):
 
 
 def your_chain_setup(golden):
-    """`golden_setup` with the learner's Lesson 4.3/4.4 pieces in place of the test's reference ones: the
-    DINOLoss criterion, the parameter groups and TrainingSchedules.create (which uses Lesson 3.1's
-    cosine_schedule). The EMA stays the original's order of operations, so the teacher stays bit-comparable."""
+    """`golden_setup` with the learner's Lesson 3.1/4.3/4.4 pieces in place of the test's reference ones: the
+    DINOLoss criterion, the parameter groups, TrainingSchedules.create and the model's teacher-momentum schedule
+    (both from Lesson 3.1's cosine_schedule, the latter through momentum_schedule, the schedule's one owner). The
+    EMA stays the original's order of operations, so the teacher stays bit-comparable."""
     model, _, _, _ = golden_setup(golden)
     config = golden["train"]["config"]
+    model.momentum_schedule.copy_(LearnerModule("student_teacher").momentum_schedule(
+        config["epochs"], config["niter_per_ep"], config["momentum_teacher"], 1.0))
     criterion = LearnerModule("loss").DINOLoss(
         config["out_dim"], epochs=config["epochs"], warmup_teacher_temp=config["warmup_teacher_temp"],
         teacher_temp=config["teacher_temp"], warmup_teacher_temp_epochs=config["warmup_teacher_temp_epochs"],
@@ -957,8 +950,7 @@ def your_chain_setup(golden):
     schedules = st.TrainingSchedules.create(
         config["epochs"], config["niter_per_ep"], config["batch"], base_lr=config["lr"], min_lr=config["min_lr"],
         warmup_epochs=config["warmup_epochs"], weight_decay=config["weight_decay"],
-        weight_decay_end=config["weight_decay_end"], momentum_teacher=config["momentum_teacher"],
-        momentum_teacher_end=1.0)
+        weight_decay_end=config["weight_decay_end"])
     return model, criterion, optimizer, schedules
 
 

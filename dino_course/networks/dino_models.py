@@ -137,13 +137,19 @@ def _complete_model(backbone: nn.Module, output_dim: int | None, head_options: d
     return model.CompleteDINOModel(backbone, head, **wrapper_options)
 
 
-def _wrapper_options(epochs: int, steps_per_epoch: int, momentum_start: float | None, momentum_end: float | None) -> dict:
+def _head_options(use_bn: bool | None, norm_last_layer: bool | None) -> dict:
+    """The head's options; one left None keeps Lesson 3.3's default (`heads.USE_BN_IN_HEAD`, `NORM_LAST_LAYER`)."""
+    options = {"use_bn": use_bn, "norm_last_layer": norm_last_layer}
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _wrapper_options(epochs: int, steps_per_epoch: int, momentum_teacher: float | None, momentum_teacher_end: float | None) -> dict:
     """The `CompleteDINOModel` options; a momentum left None keeps Lesson 3.1's default."""
     options = {"epochs": epochs, "steps_per_epoch": steps_per_epoch}
-    if momentum_start is not None:
-        options["momentum_start"] = momentum_start
-    if momentum_end is not None:
-        options["momentum_end"] = momentum_end
+    if momentum_teacher is not None:
+        options["momentum_teacher"] = momentum_teacher
+    if momentum_teacher_end is not None:
+        options["momentum_teacher_end"] = momentum_teacher_end
     return options
 
 
@@ -152,10 +158,10 @@ def dino_tiny_cpu(
     *,
     epochs: int,
     steps_per_epoch: int,
-    momentum_start: float | None = None,
-    momentum_end: float | None = None,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
+    momentum_teacher: float | None = None,
+    momentum_teacher_end: float | None = None,
+    use_bn: bool | None = None,
+    norm_last_layer: bool | None = None,
     spectral_norm: bool = False,
     **vit_overrides,
 ):
@@ -163,14 +169,14 @@ def dino_tiny_cpu(
 
     Returns your `CompleteDINOModel`. `vit_overrides` go to `vit_tiny_cpu` (e.g. `depth=2`). For
     32 px global and 16 px local crops (`MultiCropAugmentation.from_preset("cpu-32")`). The teacher
-    momentum defaults to Lesson 3.1's (`student_teacher.MOMENTUM_START` -> `MOMENTUM_END`).
+    momentum defaults to Lesson 3.1's (`student_teacher.MOMENTUM_TEACHER` -> `MOMENTUM_TEACHER_END`).
     """
     return _complete_model(
         vit_tiny_cpu(**vit_overrides),
         output_dim,
-        {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
+        _head_options(use_bn, norm_last_layer),
         spectral_norm,
-        _wrapper_options(epochs, steps_per_epoch, momentum_start, momentum_end),
+        _wrapper_options(epochs, steps_per_epoch, momentum_teacher, momentum_teacher_end),
     )
 
 
@@ -179,10 +185,10 @@ def dino_vit_small(
     *,
     epochs: int,
     steps_per_epoch: int,
-    momentum_start: float | None = None,
-    momentum_end: float | None = None,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
+    momentum_teacher: float | None = None,
+    momentum_teacher_end: float | None = None,
+    use_bn: bool | None = None,
+    norm_last_layer: bool | None = None,
     spectral_norm: bool = False,
     **vit_overrides,
 ):
@@ -195,9 +201,9 @@ def dino_vit_small(
     return _complete_model(
         vit_small(**vit_overrides),
         output_dim,
-        {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
+        _head_options(use_bn, norm_last_layer),
         spectral_norm,
-        _wrapper_options(epochs, steps_per_epoch, momentum_start, momentum_end),
+        _wrapper_options(epochs, steps_per_epoch, momentum_teacher, momentum_teacher_end),
     )
 
 
@@ -207,10 +213,10 @@ def dino_resnet(
     *,
     epochs: int,
     steps_per_epoch: int,
-    momentum_start: float | None = None,
-    momentum_end: float | None = None,
-    use_bn: bool = False,
-    norm_last_layer: bool = True,
+    momentum_teacher: float | None = None,
+    momentum_teacher_end: float | None = None,
+    use_bn: bool | None = None,
+    norm_last_layer: bool | None = None,
     spectral_norm: bool = False,
 ):
     """A torchvision ResNet backbone (`resnet_backbone(arch)`) with an adaptive head.
@@ -222,7 +228,7 @@ def dino_resnet(
     return _complete_model(
         resnet_backbone(arch),
         output_dim,
-        {"use_bn": use_bn, "norm_last_layer": norm_last_layer},
+        _head_options(use_bn, norm_last_layer),
         spectral_norm,
-        _wrapper_options(epochs, steps_per_epoch, momentum_start, momentum_end),
+        _wrapper_options(epochs, steps_per_epoch, momentum_teacher, momentum_teacher_end),
     )

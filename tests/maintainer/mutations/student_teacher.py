@@ -672,9 +672,9 @@ UPDATE_TEACHER = [
     ),
     Bug(
         "StudentTeacherWrapper.update_teacher",
-        "a constant τ = MOMENTUM_START instead of the schedule",
+        "a constant τ = MOMENTUM_TEACHER instead of the schedule",
         "ema_update(self.teacher, self.student, momentum)",
-        "ema_update(self.teacher, self.student, MOMENTUM_START)",
+        "ema_update(self.teacher, self.student, MOMENTUM_TEACHER)",
         r"τ = momentum_schedule\[step\]",
     ),
     Bug(

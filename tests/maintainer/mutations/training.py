@@ -5,7 +5,6 @@ from mutation_harness import Alternative, Bug
 RULE = 'group = not_regularized if name.endswith(".bias") or parameter.dim() == 1 else regularized'
 SCALED_LR = "cosine_schedule(base_lr * batch_size / 256.0, min_lr, epochs, niter_per_ep, warmup_epochs=warmup_epochs)"
 WD = "wd = cosine_schedule(weight_decay, weight_decay_end, epochs, niter_per_ep)"
-MOMENTUM = "momentum = cosine_schedule(momentum_teacher, momentum_teacher_end, epochs, niter_per_ep)"
 BACKWARD = "    optimizer.zero_grad()\n    loss.backward()"
 CLIP = "grad_norms = clip_gradients(model.student, clip_grad) if clip_grad else []"
 FREEZE = "cancel_last_layer_gradients(model.student, epoch, freeze_last_layer)"
@@ -116,20 +115,16 @@ MUTATIONS = [
     Bug("TrainingSchedules.create", "schedules with one value per epoch", "", """
         lr = cosine_schedule(base_lr * batch_size / 256.0, min_lr, epochs, 1, warmup_epochs=warmup_epochs)
         wd = cosine_schedule(weight_decay, weight_decay_end, epochs, 1)
-        momentum = cosine_schedule(momentum_teacher, momentum_teacher_end, epochs, 1)
-        return cls(lr=lr, weight_decay=wd, momentum=momentum, niter_per_ep=niter_per_ep)
+        return cls(lr=lr, weight_decay=wd, niter_per_ep=niter_per_ep)
         """, r"one per epoch"),
     Bug("TrainingSchedules.create", "the weight decay warms up too", WD,
         "wd = cosine_schedule(weight_decay, weight_decay_end, epochs, niter_per_ep, warmup_epochs=warmup_epochs)",
         r"weight-decay schedule has no warm-up"),
     Bug("TrainingSchedules.create", "the weight decay runs backwards", WD,
         "wd = cosine_schedule(weight_decay_end, weight_decay, epochs, niter_per_ep)", r"weight-decay schedule runs backwards"),
-    Bug("TrainingSchedules.create", "the teacher momentum always ends at 1.0", MOMENTUM,
-        "momentum = cosine_schedule(momentum_teacher, 1.0, epochs, niter_per_ep)",
-        r"teacher-momentum schedule ignores its momentum_teacher_end"),
-    Bug("TrainingSchedules.create", "the teacher momentum warms up too", MOMENTUM,
-        "momentum = cosine_schedule(momentum_teacher, momentum_teacher_end, epochs, niter_per_ep, warmup_epochs=warmup_epochs)",
-        r"teacher-momentum schedule has no warm-up"),
+    Bug("TrainingSchedules.create", "the paper's WEIGHT_DECAY_END written in", WD,
+        "wd = cosine_schedule(weight_decay, WEIGHT_DECAY_END, epochs, niter_per_ep)",
+        r"weight-decay schedule ignores its weight_decay_end argument"),
     Alternative("TrainingSchedules.create", "keyword arguments, base_lr / 256 * batch_size, the class by name", "", """
         peak = base_lr / 256 * batch_size
         return TrainingSchedules(
@@ -137,7 +132,6 @@ MUTATIONS = [
                                warmup_epochs=warmup_epochs, start_warmup_value=0.0),
             weight_decay=cosine_schedule(base_value=weight_decay, final_value=weight_decay_end, epochs=epochs,
                                          niter_per_ep=niter_per_ep, warmup_epochs=0),
-            momentum=cosine_schedule(momentum_teacher, momentum_teacher_end, epochs, niter_per_ep, 0),
             niter_per_ep=niter_per_ep,
         )
         """),
@@ -146,7 +140,6 @@ MUTATIONS = [
         schedules = dict(
             lr=cosine_schedule(scaled_lr, min_lr, epochs, niter_per_ep, warmup_epochs),
             weight_decay=cosine_schedule(weight_decay, weight_decay_end, epochs, niter_per_ep),
-            momentum=cosine_schedule(momentum_teacher, momentum_teacher_end, epochs, niter_per_ep),
         )
         return cls(niter_per_ep=niter_per_ep, **schedules)
         """),
@@ -270,9 +263,9 @@ MUTATIONS = [
                 if "last_layer" in name:
                     p.grad = None
         optimizer.step()
-        model.update_teacher(it)
+        tau = model.update_teacher(it)
         return dict(loss=value, lr=optimizer.param_groups[0]["lr"], weight_decay=optimizer.param_groups[0]["weight_decay"],
-                    momentum=float(schedules.momentum[it]), grad_norms=grad_norms)
+                    momentum=tau, grad_norms=grad_norms)
         """),
     Alternative("train_step", "the student's own zero_grad, backward outside a plain autocast block, isfinite on the tensor",
                 "", """
