@@ -42,7 +42,7 @@ LESSON = "3.3"
 LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
 LESSON_NOTEBOOK = "lessons/module3/3.3_projection_heads.ipynb"
 
-STUDENT_TEMPERATURE = 0.1  # τ_s of the paper: the student's softmax temperature
+STUDENT_TEMP = 0.1  # τ_s, owned by Lesson 4.2 (`temperature.STUDENT_TEMP`); repeated: lesson files import only earlier lessons
 NORM_TOLERANCE = 1e-3  # |‖z‖ − 1| allowed for "L2-normalised"
 
 
@@ -170,7 +170,7 @@ def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> float:
     raise ExerciseNotStarted("3.3", "effective_rank")
 
 
-def prediction_entropies(logits: torch.Tensor, temperature: float = STUDENT_TEMPERATURE) -> tuple[float, float]:
+def prediction_entropies(logits: torch.Tensor, temperature: float = STUDENT_TEMP) -> tuple[float, float]:
     """Exercise 3.3 · entropy of the mean prediction, and mean entropy of the predictions.
 
     With p_i = softmax(logits_i / τ) over the K prototypes and the batch mean p̄ = (1/N) Σ_i p_i:

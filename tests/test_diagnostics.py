@@ -671,7 +671,7 @@ def test_entropies_of_certain_predictions_are_zero_not_nan():
     )
     # probabilities exactly 0 and 1 in float32 (exp(−1e5) underflows): every implementation gets log 1 = 0, to an ulp
     for index, value in enumerate((entropy_of_mean, mean_entropy)):
-        mistakes = entropy_mistakes(one_hot, ref.STUDENT_TEMPERATURE, index)
+        mistakes = entropy_mistakes(one_hot, ref.STUDENT_TEMP, index)
         name_the_mistake(value, 0.0, 1e-6, mistakes, "every image certain of prototype 3: both entropies 0")
 
 
@@ -682,7 +682,7 @@ def test_entropies_hand_values():
     log4 = math.log(4)
     for value in (entropy_of_mean, mean_entropy):
         name_the_mistake(
-            value, log4, entropy_tol(uniform, ref.STUDENT_TEMPERATURE),
+            value, log4, entropy_tol(uniform, ref.STUDENT_TEMP),
             {
                 "use the natural log (entropies in nats, at most log K), not log2": math.log2(4),
                 "the entropy is −Σ p log p (mind the sign)": -log4,
@@ -726,8 +726,8 @@ def test_entropies_use_the_temperature(temperature):
 def test_entropies_default_temperature_is_the_students():
     logits = features(6, 5, seed=17) * 0.3
     got = expect_entropy_pair(dg.prediction_entropies(logits))
-    want = entropies64(logits, ref.STUDENT_TEMPERATURE)
-    tol = entropy_tol(logits, ref.STUDENT_TEMPERATURE)
+    want = entropies64(logits, ref.STUDENT_TEMP)
+    tol = entropy_tol(logits, ref.STUDENT_TEMP)
     expect(
         abs(got[0] - want[0]) <= tol and abs(got[1] - want[1]) <= tol,
         f"without a temperature argument, use τ = temperature's default 0.1 (the student's): expected {want}, "

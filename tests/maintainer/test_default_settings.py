@@ -107,7 +107,7 @@ def defaults(function) -> dict:
 
 def test_every_default_is_the_owning_lessons_constant(reference_on):
     """Classes, configs and jobs take their defaults from the lessons' constants, under the same names."""
-    from dino_course import centering, evaluation, heads, loss, model, student_teacher, temperature, training
+    from dino_course import centering, diagnostics, evaluation, heads, loss, model, student_teacher, temperature, training
     from dino_course.job.demo import DemoConfig
     from dino_course.job.train import PRESETS, TrainConfig
 
@@ -155,6 +155,9 @@ def test_every_default_is_the_owning_lessons_constant(reference_on):
         for name, value in found.items():
             if name in owners:
                 assert value == owners[name], f"{owner}'s default {name} = {value}, its lesson says {owners[name]}"
+    # Lesson 3.3 repeats τ_s (a lesson file imports only earlier lessons): it must be 4.2's value
+    assert diagnostics.STUDENT_TEMP == temperature.STUDENT_TEMP
+    assert defaults(diagnostics.prediction_entropies)["temperature"] == temperature.STUDENT_TEMP
     # the demo departs where it says so; everything else is the lessons' value
     demo = DemoConfig()
     for name in ("momentum_teacher_end", "student_temp", "center_momentum", "clip_grad", "freeze_last_layer",

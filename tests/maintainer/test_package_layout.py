@@ -89,3 +89,17 @@ def test_dependencies_point_one_way():
             if there != here and RANK[there] > RANK[here]:
                 wrong.append(f"{name} ({here}) imports {target} ({there})")
     assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
+
+
+def test_a_lesson_file_imports_only_its_own_and_earlier_lessons():
+    """A learner's unfinished later lesson must never stop an earlier lesson's file from importing."""
+    from dino_course.grading.catalog import lesson_sort_key
+
+    lesson_of = {s.module: s.lesson for s in solution_modules()}
+    wrong = []
+    for solution in solution_modules():
+        for target in _imports(solution.path):
+            module = target.removeprefix("dino_course.")
+            if module in lesson_of and lesson_sort_key(lesson_of[module]) > lesson_sort_key(solution.lesson):
+                wrong.append(f"{solution.module} (Lesson {solution.lesson}) imports {module} (Lesson {lesson_of[module]})")
+    assert not wrong, "\n".join(wrong)

@@ -390,7 +390,7 @@ MUTATIONS = [
     Bug(
         "prediction_entropies", "fixed τ = 0.1",
         "/ temperature",
-        "/ STUDENT_TEMPERATURE",
+        "/ STUDENT_TEMP",
         r"use the temperature argument .* not a fixed 0\.1",
     ),
     Bug(
