@@ -11,7 +11,8 @@ float32, ImageNet-normalised) with the same random choices and probabilities:
   RandomApply(ColorJitter(0.4, 0.4, 0.2, 0.1), p=0.8), RandomGrayscale(0.2), Gaussian blur
   with PIL's `ImageFilter.GaussianBlur(σ ~ U(0.1, 2))` (as the original; torchvision's own
   GaussianBlur on PIL is slower), RandomSolarize(128, p=0.2) on global view 2, ToTensor, Normalize.
-- course: `dino_course.multicrop.MultiCropAugmentation` (reference), which augments all crops of
+- course: `dino_course.data.multicrop_pipeline.MultiCropAugmentation` (boxes from the reference
+  `sample_crop_box`), the course's one multi-crop data path, which augments all crops of
   one size as one batch with per-crop parameters. What differs: float instead of uint8 colour
   arithmetic, an exact sampled Gaussian (3σ) instead of PIL's box-blur approximation, torch's
   antialiased bicubic resize instead of PIL's.
@@ -23,7 +24,7 @@ at a time. "workers": a DataLoader with `--workers` processes, batch size 16,
 counted), over 4x as many images as the single-process runs. The datasets differ there: the
 baseline keeps a plain per-image Dataset (`__getitem__` only), as the original DINO does (an
 `ImageFolder` with the augmentation as its transform); the course uses
-`dino_course.multicrop.MultiCropDataset`, whose `__getitems__` augments the 16 images of a
+`dino_course.data.multicrop_pipeline.MultiCropDataset`, whose `__getitems__` augments the 16 images of a
 batch together (`MultiCropAugmentation.augment_batch`: same random choices per image, the
 photometric operations run once over the crops of all 16 images).
 """
@@ -44,7 +45,8 @@ from torchvision import transforms
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DINO_COURSE_REFERENCE", "3.2")  # benchmark the reference pipeline
 
-from dino_course.multicrop import MULTICROP_PRESETS, MultiCropAugmentation, MultiCropDataset, collate_multicrop  # noqa: E402
+from dino_course.data.multicrop_pipeline import MULTICROP_PRESETS, MultiCropAugmentation, MultiCropDataset  # noqa: E402
+from dino_course.multicrop import collate_multicrop  # noqa: E402
 from dino_course.data.sample_images import sample_photo  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")

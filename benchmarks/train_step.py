@@ -4,7 +4,7 @@
     DINO_COURSE_REFERENCE=all python benchmarks/train_step.py [--preset cpu-digits] [--steps 10] [--threads 2]
 
 Both steps use the same ViT backbone (same weights), the same head sizes and the same views
-(2 global + n local crops, drawn once by the course's batched multi-crop), and do the same
+(2 global + n local crops, drawn once by the course's multi-crop data path), and do the same
 work: teacher forward on the global views, student forward on all views, DINO loss with
 centering, backward, per-tensor gradient clipping (3.0), last-layer freeze, AdamW step, EMA.
 
@@ -13,7 +13,8 @@ centering, backward, per-tensor gradient clipping (3.0), last-layer freeze, Adam
            lightly.models.utils.update_momentum, each view through the student separately
            (as lightly's DINO example does), clipping/freeze written the same way.
 
-The augmentations are timed separately: the course's `BatchedMultiCrop` on a uint8 batch vs
+The augmentations are timed separately: the course's `MultiCropAugmentation.views_of_batch`
+on a uint8 batch vs
 `lightly.transforms.DINOTransform` per PIL image, at the same crop sizes.
 
 Timed twice: in alternating rounds, each side in its own fresh process (so that its peak
@@ -128,7 +129,7 @@ def main() -> None:
                   f"lightly {statistics.median(lightly_times):.3f} s/step; "
                   f"lightly / course per pair: median {statistics.median(ratios):.2f} "
                   f"(quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f})")
-        print(f"augmentation of one batch: course BatchedMultiCrop {median_of('course', 'augment'):.3f} s, "
+        print(f"augmentation of one batch: course views_of_batch {median_of('course', 'augment'):.3f} s, "
               f"lightly DINOTransform (per PIL image) {median_of('lightly', 'augment'):.3f} s")
         return
     import json
@@ -148,7 +149,7 @@ def main() -> None:
     data = load_digits(config.image_size)
     images = data.train_images[: config.batch_size]
     augment = build_augmentation(config)
-    views = augment(images, torch.Generator().manual_seed(0))
+    views = augment.views_of_batch(images, torch.Generator().manual_seed(0))
     total_iterations = max(args.steps, args.paired_steps) + args.warmup + 1
 
     # ---- the course's step
@@ -191,7 +192,7 @@ def main() -> None:
     memory = peak_rss_mb() - before
     if args.only == "course":
         start = time.perf_counter()
-        augment(images, torch.Generator().manual_seed(1))
+        augment.views_of_batch(images, torch.Generator().manual_seed(1))
         augment_seconds = time.perf_counter() - start
     else:
         from PIL import Image

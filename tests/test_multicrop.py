@@ -612,24 +612,26 @@ def recover_box(view: torch.Tensor) -> tuple[float, float, float, float]:
 
 @exercise("sample_crop_box")
 def test_multicrop_views_come_from_boxes_in_the_scale_ranges():
+    # The given pipeline (`dino_course.data.multicrop_pipeline`) cuts each view out of the image
+    # at the box your function returns; the pixels of the view must show that box.
+    from dino_course.data.multicrop_pipeline import resized_crop
+
     image = coordinate_image()
-    augment = mc.MultiCropAugmentation(
-        global_size=64, local_size=32, n_local_crops=4, augmentations=(), normalize=False
-    )
     generator = torch.Generator().manual_seed(0)
     tolerance = 3.0  # pixels, from uint8 rounding of the ramp (see recover_box)
     for _ in range(10):
-        sample = augment.sample(image, generator=generator)
-        for view, recipe, box in zip(sample.views, sample.recipes, sample.boxes):
+        for kind, scale, size in (("global", (0.4, 1.0), 64), ("local", (0.05, 0.4), 32)):
+            box = mc.sample_crop_box(200, 240, scale, generator=generator)
+            check_box_types(box)
+            view = resized_crop(image, box, size)[0].float() / 255.0
             top, left, h, w = recover_box(view)
             expect(all(abs(a - b) <= tolerance for a, b in zip((top, left, h, w), box)),
-                   f"a {recipe.kind} view shows pixels of box {tuple(round(v) for v in (top, left, h, w))}, "
+                   f"a {kind} view shows pixels of box {tuple(round(v) for v in (top, left, h, w))}, "
                    f"but sample_crop_box returned {box}: is the box (top, left, height, width) in that order?")
             low = (h - tolerance) * (w - tolerance) / (200 * 240)
             high = (h + tolerance) * (w + tolerance) / (200 * 240)
-            expect(high >= recipe.scale[0] and low <= recipe.scale[1],
-                   f"a {recipe.kind} view covers {h * w / (200 * 240):.3f} of the image, "
-                   f"outside its scale {recipe.scale}")
+            expect(high >= scale[0] and low <= scale[1],
+                   f"a {kind} view covers {h * w / (200 * 240):.3f} of the image, outside its scale {scale}")
 
 
 @exercise("sample_crop_box")

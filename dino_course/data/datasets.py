@@ -20,9 +20,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ImageSet", "load_dataset", "load_digits", "load_image_folder", "load_torchvision", "DATASETS"]
+__all__ = [
+    "ImageSet", "load_dataset", "load_digits", "load_image_folder", "load_torchvision", "DATASETS",
+    "DIGITS_MEAN", "DIGITS_STD",
+]
 
 DATASETS = ("digits", "cifar10", "stl10")
+# The digits' normalisation (what `load_digits` images are divided by): their own pixel std
+# (0.32) with no mean subtracted, so the black background (most of every image) is exactly 0.
+# ImageNet's statistics would turn it into -2.1, a large constant every patch token shares
+# (README, "The main job"). Course choice for the cpu-digits preset and the Lesson 4.4 demo.
+DIGITS_MEAN = (0.0, 0.0, 0.0)
+DIGITS_STD = (0.32, 0.32, 0.32)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 

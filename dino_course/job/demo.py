@@ -3,9 +3,10 @@
 Not the course's main training job (that is `dino-course train`): this runs a few dozen
 iterations of *your* `train_step` (and loss, schedules, model) on scikit-learn's handwritten
 digits, which ship with scikit-learn (no download), so the lesson can show the loss falling and
-the teacher's outputs staying away from both collapses. The crops are plain random resized
-crops plus horizontal flips (no colour jitter or blur: the digits are grey), a simplification
-of Lesson 3.2's multi-crop recipe, named here.
+the teacher's outputs staying away from both collapses. The views are the train job's: Lesson
+3.2's multi-crop data path (`dino_course.data.multicrop_pipeline`, your `sample_crop_box` and
+`collate_multicrop`) with the job's augmentations (`dino_course.job.train.TRAIN_AUGMENTATIONS`:
+no flips, blur or grey for digits) and the digits' normalisation.
 """
 
 from __future__ import annotations
@@ -14,62 +15,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 # The hyper-parameters' defaults, each from the lesson that teaches it (see `DemoConfig`).
 from dino_course.centering import CENTER_MOMENTUM
+from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, load_digits
+from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 from dino_course.heads import NORM_LAST_LAYER
 from dino_course.student_teacher import MOMENTUM_TEACHER_END
 from dino_course.temperature import STUDENT_TEMP
 from dino_course.training import CLIP_GRAD, FREEZE_LAST_LAYER
-
-IMAGENET_MEAN, IMAGENET_STD = 0.449, 0.226  # grey-level mean/std of ImageNet's channel averages
-
-
-def digit_images(size: int = 32, limit: int | None = None) -> torch.Tensor:
-    """scikit-learn's 8×8 digits as float images `(N, 3, size, size)` in [0, 1], upsampled bilinearly."""
-    from sklearn.datasets import load_digits  # ships with scikit-learn: no download
-
-    pixels = torch.tensor(load_digits().images[:limit], dtype=torch.float32) / 16.0  # (N, 8, 8) in [0, 1]
-    images = F.interpolate(pixels[:, None], size=(size, size), mode="bilinear", align_corners=False)
-    return images.expand(-1, 3, -1, -1).contiguous()  # (N, 3, size, size)
-
-
-def random_resized_crops(
-    images: torch.Tensor, size: int, scale: tuple[float, float], generator: torch.Generator
-) -> torch.Tensor:
-    """One random square-ish crop per image (area fraction in `scale`), resized to `size`, randomly flipped."""
-    batch, _, height, width = images.shape
-    crops = []
-    for index in range(batch):
-        area = float(torch.empty(()).uniform_(*scale, generator=generator)) * height * width
-        aspect = math.exp(float(torch.empty(()).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator)))
-        crop_h = min(height, max(1, round(math.sqrt(area / aspect))))
-        crop_w = min(width, max(1, round(math.sqrt(area * aspect))))
-        top = int(torch.randint(0, height - crop_h + 1, (), generator=generator))
-        left = int(torch.randint(0, width - crop_w + 1, (), generator=generator))
-        crop = images[index : index + 1, :, top : top + crop_h, left : left + crop_w]
-        crop = F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False)
-        if bool(torch.rand((), generator=generator) < 0.5):
-            crop = crop.flip(-1)
-        crops.append(crop)
-    return (torch.cat(crops) - IMAGENET_MEAN) / IMAGENET_STD  # (B, 3, size, size)
-
-
-def multicrop_views(
-    images: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    global_size: int = 32,
-    local_size: int = 16,
-    n_local: int = 4,
-    global_scale: tuple[float, float] = (0.4, 1.0),
-    local_scale: tuple[float, float] = (0.05, 0.4),
-) -> list[torch.Tensor]:
-    """2 global views then `n_local` local views, each `(B, 3, size, size)` (the course's cpu-32 sizes)."""
-    views = [random_resized_crops(images, global_size, global_scale, generator) for _ in range(2)]
-    views += [random_resized_crops(images, local_size, local_scale, generator) for _ in range(n_local)]
-    return views
 
 
 @dataclass(frozen=True)
@@ -83,6 +37,9 @@ class DemoConfig:
     global_size: int = 16  # paper: 224 px (the digits are 8 px originals)
     local_size: int = 8  # paper: 96 px
     n_local: int = 2  # paper: 8
+    global_scale: tuple[float, float] = (0.4, 1.0)  # paper
+    local_scale: tuple[float, float] = (0.05, 0.4)  # paper
+    flip_p: float = 0.0  # paper: 0.5; a mirrored 2, 3, 7 or 9 is not a digit (as in the train job)
     patch_size: int = 4  # paper: 16 px
     embed_dim: int = 32  # D; ViT-S: 384
     depth: int = 2  # ViT-S: 12
@@ -122,13 +79,28 @@ def teacher_entropies(teacher_output: torch.Tensor, center: torch.Tensor, teache
     return float(temperature.entropy(probs).mean()), float(temperature.entropy(probs.mean(0)))
 
 
+def build_demo_augmentation(config: DemoConfig) -> MultiCropAugmentation:
+    """The demo's multi-crop views: the train job's recipe at the demo's sizes."""
+    from dino_course.job.train import TRAIN_AUGMENTATIONS
+
+    return MultiCropAugmentation(
+        global_size=config.global_size, local_size=config.local_size, n_local_crops=config.n_local,
+        global_scale=config.global_scale, local_scale=config.local_scale, augmentations=TRAIN_AUGMENTATIONS,
+        flip_p=config.flip_p, mean=DIGITS_MEAN, std=DIGITS_STD,
+    )
+
+
 def run_demo_training(config: DemoConfig = DemoConfig(), images: torch.Tensor | None = None, progress=None) -> list[dict]:
     """Train a tiny DINO for `config.steps` iterations with the course's exercises; one metrics dict per step.
 
+    `images`: uint8 `(N, 3, global_size, global_size)`; default: the digits' training split
+    (`dino_course.data.datasets.load_digits`).
+
     Uses (learner's or reference, by the switch) `dino_course.heads.DINOProjectionHead`,
     `dino_course.model.CompleteDINOModel`, `dino_course.loss.DINOLoss`,
-    `dino_course.training.parameter_groups`, `TrainingSchedules.create`, `train_step`, and
-    Lesson 4.2's `sharpen` and `entropy` (`teacher_entropies`). Deterministic for a given seed.
+    `dino_course.training.parameter_groups`, `TrainingSchedules.create`, `train_step`, Lesson 3.2's
+    `sample_crop_box` and `collate_multicrop` (through the multi-crop pipeline) and Lesson 4.2's
+    `sharpen` and `entropy` (`teacher_entropies`). Deterministic for a given seed.
     """
     from dino_course.heads import DINOProjectionHead
     from dino_course.loss import DINOLoss
@@ -138,7 +110,8 @@ def run_demo_training(config: DemoConfig = DemoConfig(), images: torch.Tensor | 
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    images = digit_images(config.global_size) if images is None else images
+    images = load_digits(config.global_size).train_images if images is None else images
+    augment = build_demo_augmentation(config)
     epochs = math.ceil(config.steps / config.steps_per_epoch)
     backbone = VisionTransformer(ViTConfig(img_size=config.global_size, patch_size=config.patch_size,
                                            embed_dim=config.embed_dim, depth=config.depth, num_heads=config.num_heads))
@@ -161,7 +134,7 @@ def run_demo_training(config: DemoConfig = DemoConfig(), images: torch.Tensor | 
     history = []
     for it in range(config.steps):
         batch = images[torch.randint(0, len(images), (config.batch_size,), generator=generator)]
-        views = multicrop_views(batch, generator, global_size=config.global_size, local_size=config.local_size, n_local=config.n_local)
+        views = augment.views_of_batch(batch, generator)
         center_before = criterion.center.clone()
         metrics = train_step(
             model, criterion, optimizer, views, it, it // config.steps_per_epoch, schedules,

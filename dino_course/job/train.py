@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dino_course.data.batched_multicrop import IMAGENET_MEAN, IMAGENET_STD, BatchedMultiCrop, normalize_uint8
+from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, ImageSet, load_dataset
+from dino_course.data.multicrop_pipeline import MultiCropAugmentation
+from dino_course.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
 from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from dino_course.data.datasets import ImageSet, load_dataset
 from dino_course.job.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
 from dino_course.grading import ExerciseNotStarted
 from dino_course.files.safe_files import atomic_write_text
@@ -160,7 +161,7 @@ PRESETS: dict[str, TrainConfig] = {
         # inputs: divided by the digits' own pixel std (0.32) with no mean subtracted, so the black
         # background (most of every image) is exactly 0, instead of ImageNet's mean and std, which turn
         # it into -2.1, a large constant every patch token shares (see docs/main_job.md)
-        pixel_mean=(0.0, 0.0, 0.0), pixel_std=(0.32, 0.32, 0.32),
+        pixel_mean=DIGITS_MEAN, pixel_std=DIGITS_STD,
         # backbone: D = 96, 3 blocks, 3 heads (the course's TINY_CPU widths) with 8 px patches, a 4 x 4 grid
         # at 32 px, instead of ViT-S/16 at 224 px (4 px patches cost 4x more per step on a 2-core CPU)
         patch_size=8, embed_dim=96, depth=3, num_heads=3,
@@ -349,13 +350,20 @@ def build_model(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
     )
 
 
-def build_augmentation(config: TrainConfig) -> BatchedMultiCrop:
-    """The batched multi-crop views of `config`."""
-    return BatchedMultiCrop(
-        global_size=config.global_size, local_size=config.local_size, n_local=config.n_local,
-        global_scale=tuple(config.global_scale), local_scale=tuple(config.local_scale), flip_p=config.flip_p,
-        jitter_p=config.jitter_p, solarize_p=config.solarize_p,
-        mean=tuple(config.pixel_mean), std=tuple(config.pixel_std),
+# The views' photometric augmentations. Course choice (every preset): no Gaussian blur (on 16-32 px
+# crops of digits it erases the strokes), no random grey and no saturation/hue jitter (the digits are
+# grey already); brightness/contrast jitter (p = jitter_p) on every view and solarisation (p =
+# solarize_p) on the second global view, as in the paper.
+TRAIN_AUGMENTATIONS = ("flip", "color_jitter", "solarize")
+
+
+def build_augmentation(config: TrainConfig) -> MultiCropAugmentation:
+    """The multi-crop views of `config` (Lesson 3.2's recipe; call its `views_of_batch`)."""
+    return MultiCropAugmentation(
+        global_size=config.global_size, local_size=config.local_size, n_local_crops=config.n_local,
+        global_scale=tuple(config.global_scale), local_scale=tuple(config.local_scale),
+        augmentations=TRAIN_AUGMENTATIONS, flip_p=config.flip_p, jitter_p=config.jitter_p,
+        solarize_p=config.solarize_p, mean=tuple(config.pixel_mean), std=tuple(config.pixel_std),
     )
 
 
@@ -536,7 +544,7 @@ def run_training(
                 order = _epoch_order(config, epoch, n_train)
                 position = it % steps_per_epoch
                 indices = order[position * config.batch_size : (position + 1) * config.batch_size]
-                views = augment(data.train_images[indices], _batch_generator(config, it), shard)
+                views = augment.views_of_batch(data.train_images[indices], _batch_generator(config, it), shard)
                 views = [view.to(env.device) for view in views]
                 step = parts.training.train_step(
                     step_model, criterion, optimizer, views, it, epoch, schedules,

@@ -5,8 +5,8 @@
 
 The logic lives in `CropExplorer` (a plain class) and is tested without a browser: setting a
 slider's `.value` triggers the same redraw as dragging it. The crops are made by
-`dino_course.multicrop.MultiCropAugmentation`, i.e. by *your* `sample_crop_box` unless the
-reference is switched on for Lesson 3.2.
+`dino_course.data.multicrop_pipeline.MultiCropAugmentation` (the course's one multi-crop data
+path), i.e. by *your* `sample_crop_box` unless the reference is switched on for Lesson 3.2.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class CropExplorer:
         import ipywidgets as w
         from matplotlib.figure import Figure
 
-        from dino_course.multicrop import AUGMENTATIONS
+        from dino_course.data.multicrop_pipeline import AUGMENTATIONS
 
         if photo not in SAMPLE_PHOTOS:
             raise ValueError(f"photo must be one of {SAMPLE_PHOTOS}, got {photo!r}")
@@ -146,7 +146,7 @@ class CropExplorer:
 
     def augmentation(self):
         """A `MultiCropAugmentation` built from the current widget values (unnormalised views)."""
-        from dino_course.multicrop import MultiCropAugmentation
+        from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 
         global_size, local_size = PRESET_SIZES[self.sizes.value]
         return MultiCropAugmentation(

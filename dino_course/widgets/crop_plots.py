@@ -39,7 +39,7 @@ def describe_view(sample, index: int) -> str:
 
 
 def _as_picture(view: torch.Tensor, normalized: bool):
-    from dino_course.multicrop import denormalize
+    from dino_course.data.normalization import denormalize
 
     pixels = denormalize(view) if normalized else view.clamp(0.0, 1.0)
     return pixels.permute(1, 2, 0).numpy()  # (H, W, 3) for imshow

@@ -115,7 +115,7 @@ def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch
 def test_plot_multicrop_accepts_tensors_and_titles_views():
     use_reference("3.2")
     from dino_course.widgets.crop_plots import plot_multicrop
-    from dino_course.multicrop import MultiCropAugmentation
+    from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 
     image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
     sample = MultiCropAugmentation.from_preset("cpu-32").sample(image, generator=torch.Generator().manual_seed(1))
@@ -132,7 +132,7 @@ def test_default_explorer_starts_where_every_toggle_changes_the_crops():
     """At its default state each toggle visibly matters: switching it off changes some view's pixels."""
     use_reference("3.2")
     from dino_course.widgets.crop_explorer import CropExplorer, fired_augmentations
-    from dino_course.multicrop import AUGMENTATIONS
+    from dino_course.data.multicrop_pipeline import AUGMENTATIONS
 
     made = CropExplorer()
     assert made.error is None

@@ -1,4 +1,4 @@
-"""Checks of the given multi-crop pipeline (`solutions/multicrop.py`, reference crop sampling).
+"""Checks of the given multi-crop pipeline (`dino_course/data/multicrop_pipeline.py`, reference crop sampling).
 
 Random behaviour is checked by statistics over many seeded samples, detected from the pixels
 where possible. Firing-rate tolerance: a rate estimated from n independent views lies within
@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-import solutions.multicrop as ref
-from dino_course.data import photometric
+import solutions.multicrop as lesson
+from dino_course.data import multicrop_pipeline as ref
+from dino_course.data import normalization, photometric
 
 SIGMAS = 4.5
 
@@ -106,9 +107,9 @@ def test_normalisation_of_a_constant_image_is_exact():
     colour = (200, 30, 90)
     augment = ref.MultiCropAugmentation.from_preset("cpu-32", augmentations=())
     for view in augment(Image.new("RGB", (50, 40), colour)):
-        expected = (torch.tensor(colour) / 255.0 - torch.tensor(ref.IMAGENET_MEAN)) / torch.tensor(ref.IMAGENET_STD)
+        expected = (torch.tensor(colour) / 255.0 - torch.tensor(normalization.IMAGENET_MEAN)) / torch.tensor(normalization.IMAGENET_STD)
         torch.testing.assert_close(view.mean(dim=(1, 2)), expected, rtol=0, atol=1e-5)  # float32 rounding
-        torch.testing.assert_close(ref.denormalize(view), torch.tensor(colour).view(3, 1, 1).expand_as(view) / 255.0, rtol=0, atol=1e-6)
+        torch.testing.assert_close(normalization.denormalize(view), torch.tensor(colour).view(3, 1, 1).expand_as(view) / 255.0, rtol=0, atol=1e-6)
 
 
 def test_normalised_statistics_of_a_photo():
@@ -237,10 +238,10 @@ def test_dataloader_with_collation():
         def __getitem__(self, index):
             return self.augment(photo(seed=index)), index
 
-    views, labels = next(iter(torch.utils.data.DataLoader(Photos(), batch_size=4, collate_fn=ref.collate_multicrop)))
+    views, labels = next(iter(torch.utils.data.DataLoader(Photos(), batch_size=4, collate_fn=lesson.collate_multicrop)))
     assert [tuple(v.shape) for v in views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 16, 16)] * 6
     assert labels.tolist() == [0, 1, 2, 3]
-    assert ref.group_by_resolution(views) == [(0, 2), (2, 8)]
+    assert lesson.group_by_resolution(views) == [(0, 2), (2, 8)]
 
 
 def test_batched_colour_jitter_is_torchvision_ops_in_each_crops_own_order():
@@ -407,7 +408,7 @@ def test_batched_normalisation_of_constant_images_is_exact():
     augment = ref.MultiCropAugmentation.from_preset("cpu-32", augmentations=())
     dataset = ref.MultiCropDataset([Image.new("RGB", (50, 40), c) for c in colours], augment)
     for views, colour in zip(dataset.__getitems__([0, 1, 2, 3]), colours):
-        expected = (torch.tensor(colour) / 255.0 - torch.tensor(ref.IMAGENET_MEAN)) / torch.tensor(ref.IMAGENET_STD)
+        expected = (torch.tensor(colour) / 255.0 - torch.tensor(normalization.IMAGENET_MEAN)) / torch.tensor(normalization.IMAGENET_STD)
         for view in views:
             torch.testing.assert_close(view.mean(dim=(1, 2)), expected, rtol=0, atol=1e-5)
             torch.testing.assert_close(view.std(dim=(1, 2)), torch.zeros(3), rtol=0, atol=1e-5)
@@ -492,7 +493,7 @@ def test_batched_crops_of_small_views_match_a_blur_free_single_image_path():
                                                    mode="bicubic", antialias=True)[0].float() / 255.0
             crop = crop.flip(-1) if flip else crop
             crop = photometric.to_grayscale(crop[None])[0].expand(3, -1, -1) if grey else crop
-            expected = (crop - torch.tensor(ref.IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(ref.IMAGENET_STD).view(3, 1, 1)
+            expected = (crop - torch.tensor(normalization.IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(normalization.IMAGENET_STD).view(3, 1, 1)
             torch.testing.assert_close(view, expected, rtol=0, atol=1e-5)
 
 
@@ -507,14 +508,14 @@ class LabelledPhotos(torch.utils.data.Dataset):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_multicrop_dataset_in_a_dataloader(workers):
     dataset = ref.MultiCropDataset(LabelledPhotos(), ref.MultiCropAugmentation.from_preset("cpu-32"))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=workers, collate_fn=ref.collate_multicrop)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=workers, collate_fn=lesson.collate_multicrop)
     batches = list(loader)
     assert [labels.tolist() for _, labels in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     for views, labels in batches:
         assert [tuple(v.shape) for v in views] == [(len(labels), 3, 32, 32)] * 2 + [(len(labels), 3, 16, 16)] * 6
         assert all(torch.isfinite(v).all() for v in views)
     unlabelled = ref.MultiCropDataset([photo(seed=i) for i in range(5)], ref.MultiCropAugmentation.from_preset("cpu-32"))
-    views = next(iter(torch.utils.data.DataLoader(unlabelled, batch_size=5, num_workers=workers, collate_fn=ref.collate_multicrop)))
+    views = next(iter(torch.utils.data.DataLoader(unlabelled, batch_size=5, num_workers=workers, collate_fn=lesson.collate_multicrop)))
     assert [tuple(v.shape) for v in views] == [(5, 3, 32, 32)] * 2 + [(5, 3, 16, 16)] * 6
 
 
@@ -530,3 +531,10 @@ def test_multicrop_dataset_and_sample_batch_name_bad_arguments():
         augment.sample_batch(photo())
     with pytest.raises(TypeError, match="image must be"):
         ref.MultiCropDataset([photo(), "not an image"], augment).__getitems__([0, 1])
+
+
+def test_the_pipelines_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(ref, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 3 and result.failed == 0
