@@ -113,7 +113,7 @@ def build_autograder(target: str | Path, *, points_file: str | Path | None = Non
         )
     if not target.parent.is_dir():
         raise ValueError(f"DIR {str(target)!r}: its parent folder does not exist")
-    points = load_points(points_file)
+    load_points(points_file)  # a bad points file is refused before anything is built
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         source = staging / "source"

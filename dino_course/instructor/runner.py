@@ -56,7 +56,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dino_course.grading.catalog import PACKAGE_DIR, REPO_ROOT, exercises, lessons
+from dino_course.grading.catalog import REPO_ROOT, exercises, lessons
 from dino_course.grading.report import FAILED, NOT_GRADED, NOT_STARTED, PASSED, ExerciseVerdict, GradeReport
 from dino_course.instructor.points import Points
 from dino_course.instructor.submit import Submission

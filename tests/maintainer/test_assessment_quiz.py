@@ -103,7 +103,7 @@ def test_key_round_trip_and_not_in_plain_text():
         texts = list(q.key["explanations"].values()) if q.kind == "choice" else [q.key["explanation"], q.key["hint"]]
         for text in texts:
             assert text[:40] not in bank, f"{q.id}: an explanation is readable in quiz_bank.py"
-        assert f"'answer'" not in bank and '"answer"' not in bank
+        assert "'answer'" not in bank and '"answer"' not in bank
 
 
 @pytest.mark.skipif(not NOTEBOOK.exists(), reason="notebook not built")

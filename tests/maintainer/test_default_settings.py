@@ -13,29 +13,17 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-import os
 import sys
 
 import pytest
 import torch
 from torch import nn
 
-from dino_course import use_reference
-from dino_course.grading.reference_switch import ENV_VAR
-
 pytestmark = pytest.mark.maintainer
 
 # The paper's warm-up of the learning rate is 10 epochs and `cosine_schedule` refuses a warm-up longer
 # than training, so the shortest run with default schedules has 10 epochs; 1 iteration each keeps it small.
 EPOCHS, STEPS_PER_EPOCH, BATCH = 10, 1, 2
-
-
-@pytest.fixture
-def reference_on():
-    previous = os.environ.get(ENV_VAR)
-    use_reference("all")
-    yield
-    use_reference(previous or None)
 
 
 def tiny_backbone() -> nn.Module:

@@ -16,20 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dino_course import use_reference
 from dino_course.job.checkpoints import CheckpointError, load_checkpoint
 from dino_course.grading.reference_switch import ENV_VAR
 
 pytestmark = pytest.mark.maintainer
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def reference_on():
-    previous = os.environ.get(ENV_VAR)
-    use_reference("all")
-    yield
-    use_reference(previous or None)
 
 
 def tiny(**changes):
