@@ -250,7 +250,7 @@ def make_class(folder: Path, solutions_dir: Path, stubs_dir: Path) -> dict[str, 
     archive("s29-deletes-through-ctypes", reference.copy().prepend_to_body("3.3/dimension_spread", """
         import ctypes
         from pathlib import Path
-        ctypes.CDLL(None).unlink(str(Path(__file__).resolve().parents[1] / "dino_course" / "vit.py").encode())
+        ctypes.CDLL(None).unlink(str(Path(__file__).resolve().parents[1] / "dino_course" / "networks" / "vit.py").encode())
         """), Expected(PASSED, {"3.3/dimension_spread": (FAILED, r"changed or deleted files of the course.*vit\.py")},
                        flagged=True))
 
