@@ -234,6 +234,9 @@ class ProgressStore:
                 f"${PROGRESS_ENV_VAR} to a file you can write."
             )
             return self.load()
+        except BaseException:
+            self.pending.remove(change)  # a change that cannot be applied (e.g. invalid) is not kept for later
+            raise
         self.pending.clear()
         return data
 

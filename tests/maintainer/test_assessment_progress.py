@@ -241,3 +241,14 @@ def test_a_dangling_lock_link_is_replaced(store):
     store.set_rating("ema", 8)
     assert ProgressStore(store.path).ratings() == {"ema": 8}
     assert lock.exists() and not lock.is_symlink()
+
+
+def test_a_change_that_cannot_be_saved_for_a_bad_value_is_not_kept(store):
+    def bad(data):
+        data["ratings"]["ema"] = {"value": 99}
+
+    with pytest.raises(ValueError, match="rating of 'ema'"):
+        store.update(bad)
+    assert store.pending == [] and store.ratings() == {}
+    store.set_rating("ema", 4)  # later saves are not blocked by it
+    assert ProgressStore(store.path).ratings() == {"ema": 4}
