@@ -17,6 +17,7 @@ What changes with N processes, and why the result equals one process over the sa
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -93,9 +94,14 @@ class DistributedDINO(nn.Module):
 
         self.model = model
         device_ids = [env.device.index] if env.device.type == "cuda" else None
-        # broadcast_buffers=False: the student has no buffers that need it; parameters are
-        # broadcast from rank 0 when the wrapper is built, so all processes start equal.
-        self.student_ddp = DistributedDataParallel(model.student, device_ids=device_ids, broadcast_buffers=False)
+        # broadcast_buffers=False: each process keeps its own BatchNorm running statistics (the head's
+        # BatchNorm option; the original's run would convert it to SyncBatchNorm); parameters are broadcast
+        # from rank 0 when the wrapper is built, so all processes start equal. torch 2.14 deprecates the
+        # argument in favour of `forward_sync_buffers`, which still syncs buffers at init; its own warning
+        # says to keep `broadcast_buffers=False` until an `init_sync_buffers` exists, so it is silenced here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+            self.student_ddp = DistributedDataParallel(model.student, device_ids=device_ids, broadcast_buffers=False)
 
     @property
     def student(self) -> nn.Module:
