@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         # The job reads its settings' defaults from the lesson files. One that does not import (a syntax
         # error, say) must stop only `train`, never `check` or the other commands.
         _add_unavailable_train_command(commands, train_help, error)
+        _add_debug_flags(commands)
         return parser
     train = commands.add_parser(
         "train", help=train_help,
@@ -216,7 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_arguments(train)
     train.set_defaults(run=_run_train)
+    _add_debug_flags(commands)
     return parser
+
+
+def _add_debug_flags(commands) -> None:
+    """`--debug` on every subcommand: bad input then shows Python's traceback instead of one line."""
+    for command in commands.choices.values():
+        if "-" in command.prefix_chars:  # not the stand-in `train` that takes every argument as it is
+            command.add_argument(
+                "--debug", action="store_true", help="on bad input show the full traceback, not one line"
+            )
 
 
 def _add_unavailable_train_command(commands, train_help: str, error: Exception) -> None:
@@ -260,9 +271,19 @@ def main(argv: list[str] | None = None) -> int:
 
             reference.reference_lessons()  # a DINO_COURSE_REFERENCE setting: there is no reference to switch on
         return args.run(args)
-    except ValueError as exc:  # bad input: one clear line, no traceback
-        print(f"dino-course {args.command}: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:  # bad input: one clear line, no traceback (unless --debug)
+        if getattr(args, "debug", False):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"dino-course {args.command}: {message}", file=sys.stderr)
         return 2
+
+
+# What bad input raises anywhere behind a subcommand: a setting, a path or file that cannot be used
+# (a `ValueError`, with `CheckpointError` and the job's `SettingError` among them), a value of the
+# wrong type, or the operating system refusing a file or folder. Each message names the argument
+# and the value; a bug shows as such with `--debug`.
+USER_ERRORS = (ValueError, TypeError, OSError)
 
 
 if __name__ == "__main__":

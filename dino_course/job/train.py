@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, ImageSet, load_dataset
+from dino_course.data.datasets import DATASETS, DIGITS_MEAN, DIGITS_STD, ImageSet, load_dataset
 from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 from dino_course.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
 from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
@@ -58,9 +59,89 @@ from dino_course.training import (
 )
 
 __all__ = [
-    "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseWarnings",
+    "TrainConfig", "SettingError", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseWarnings",
     "loss_ignores_center",
 ]
+
+
+class SettingError(ValueError):
+    """A setting of a run with a value the job cannot use: names the setting, the value and what it expects.
+
+    `str(error)` names the setting as `TrainConfig` spells it (`batch_size must be ...`); the CLI
+    names it as the user typed it (`--batch-size must be ...`) with `describe(flag)`.
+    """
+
+    def __init__(self, setting: str, value, expected: str) -> None:
+        self.setting, self.value, self.expected = setting, value, expected
+        super().__init__(self.describe(setting))
+
+    def describe(self, name: str) -> str:
+        value = str(self.value) if isinstance(self.value, Path) else self.value
+        return f"{name} must be {self.expected}, got {value!r}"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_scale(value) -> bool:
+    return (isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)
+            and 0 < value[0] <= value[1] <= 1)
+
+
+def _is_rgb(value, positive: bool) -> bool:
+    return (isinstance(value, (tuple, list)) and len(value) == 3 and all(_is_number(v) for v in value)
+            and (not positive or all(v > 0 for v in value)))
+
+
+# What each TrainConfig field accepts: (test, what the error says is expected). Every field has a row
+# (a maintainer check holds that); the checks across fields follow in `_cross_field_problems`.
+_POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "a positive integer")
+_COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+_POSITIVE = (lambda v: _is_number(v) and v > 0, "a finite number > 0")
+_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
+_UNIT = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+_BOOL = (lambda v: isinstance(v, bool), "True or False")
+_SCALE = (_is_scale, "a (min, max) pair with 0 < min <= max <= 1")
+_FIELD_RULES: dict[str, tuple] = {
+    "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "data": (lambda v: v is None or (isinstance(v, (str, Path)) and str(v) != ""), "a folder path or None"),
+    "download": _BOOL,
+    "image_size": (lambda v: _is_int(v) and 8 <= v <= 1024, "an integer number of pixels in [8, 1024]"),
+    "test_fraction": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    "pixel_mean": (lambda v: _is_rgb(v, positive=False), "three finite numbers (R, G, B)"),
+    "pixel_std": (lambda v: _is_rgb(v, positive=True), "three finite numbers > 0 (R, G, B)"),
+    "patch_size": _POSITIVE_INT, "embed_dim": _POSITIVE_INT, "depth": _POSITIVE_INT, "num_heads": _POSITIVE_INT,
+    "output_dim": _POSITIVE_INT, "hidden_dim": _POSITIVE_INT, "bottleneck_dim": _POSITIVE_INT,
+    "norm_last_layer": _BOOL, "use_bn_in_head": _BOOL,
+    "global_size": _POSITIVE_INT, "local_size": _POSITIVE_INT, "n_local": _COUNT,
+    "global_scale": _SCALE, "local_scale": _SCALE,
+    "flip_p": _UNIT, "jitter_p": _UNIT, "solarize_p": _UNIT,
+    "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT, "base_lr": _POSITIVE, "min_lr": _NON_NEGATIVE,
+    "warmup_epochs": _COUNT, "weight_decay": _NON_NEGATIVE, "weight_decay_end": _NON_NEGATIVE,
+    "clip_grad": (_NON_NEGATIVE[0], "a finite number >= 0 (0: no clipping)"), "freeze_last_layer": _COUNT,
+    "momentum_teacher": _UNIT, "momentum_teacher_end": _UNIT,
+    "warmup_teacher_temp": _POSITIVE, "teacher_temp": _POSITIVE, "warmup_teacher_temp_epochs": _COUNT,
+    "student_temp": _POSITIVE, "center_momentum": _UNIT,
+    "knn_k": _POSITIVE_INT, "knn_temperature": _POSITIVE, "eval_every": _POSITIVE_INT,
+    "seed": _COUNT, "threads": (_COUNT[0], "an integer >= 0 (0: PyTorch's default)"),
+}
+
+
+def _cross_field_problems(config: "TrainConfig"):
+    """(setting, value, expected) for each rule that ties one field to another, in the order checked."""
+    c = config
+    if c.embed_dim % c.num_heads:
+        yield "num_heads", c.num_heads, f"a divisor of embed_dim {c.embed_dim} (each head gets embed_dim / num_heads)"
+    for name in ("global_size", "local_size"):
+        if getattr(c, name) % c.patch_size:
+            yield name, getattr(c, name), f"a multiple of patch_size {c.patch_size} (the ViT cuts crops into patches)"
+    if c.warmup_epochs > c.epochs:
+        yield "warmup_epochs", c.warmup_epochs, f"at most epochs ({c.epochs})"
 
 
 @dataclass(frozen=True)
@@ -126,6 +207,15 @@ class TrainConfig:
     eval_every: int = 5  # epochs between k-NN evaluations (also after the last epoch)
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+
+    def __post_init__(self) -> None:
+        """Refuse a setting the run cannot use before anything starts: one `SettingError` naming it."""
+        for name, (accepts, expected) in _FIELD_RULES.items():
+            value = getattr(self, name)
+            if not accepts(value):
+                raise SettingError(name, value, expected)
+        for problem in _cross_field_problems(self):
+            raise SettingError(*problem)
 
     def network_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images `(N, C, H, W)` as the network sees them in this run: `(x / 255 - mean) / std`.
@@ -419,6 +509,52 @@ def _epoch_order(config: TrainConfig, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 7_919 + epoch + 1))
 
 
+def prepare_output_folder(output_dir: str | Path) -> Path:
+    """Create `output_dir` (and its parents) and prove it is writable by writing and removing a probe file.
+
+    Run before any data loads, so that a folder the job cannot write fails at once, not at the
+    first checkpoint an epoch later.
+
+    Raises:
+        SettingError: (setting `output`) a regular file at or above the path, no permission, or
+            any other reason the folder cannot be created or written; the reason is in the message.
+    """
+    if not isinstance(output_dir, (str, Path)) or str(output_dir) == "":
+        raise SettingError("output", output_dir, "a folder path")
+    folder = Path(output_dir)
+    blocking = next((part for part in (folder, *folder.parents) if part.exists() and not part.is_dir()), None)
+    if blocking is not None:
+        where = "is" if blocking == folder else f"lies under {str(blocking)!r}, which is"
+        raise SettingError("output", folder, f"a folder you can write to (it {where} a file, not a folder)")
+    probe = folder / f".dino-course-write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SettingError("output", folder, f"a folder you can write to ({reason.lower()})") from error
+    return folder
+
+
+def check_settings_against_data(config: TrainConfig, n_train: int, world_size: int = 1) -> None:
+    """The settings that depend on the data, checked once it is loaded and before the model is built.
+
+    Raises:
+        SettingError: a batch larger than the training set (no full batch, no step), a batch that
+            does not split over the processes, or a k-NN `knn_k` larger than the training set.
+    """
+    if config.batch_size > n_train:
+        raise SettingError("batch_size", config.batch_size, f"at most the {n_train} training images of this data")
+    if config.batch_size % world_size:
+        raise SettingError("batch_size", config.batch_size, f"divisible by the {world_size} processes")
+    if config.knn_k > n_train:
+        raise SettingError(
+            "knn_k", config.knn_k,
+            f"at most the {n_train} training images the k-NN monitor searches (lower it, or use more images)",
+        )
+
+
 def run_training(
     config: TrainConfig,
     output_dir: str | Path = "runs/dino",
@@ -445,10 +581,12 @@ def run_training(
         ExerciseNotStarted: an exercise the job needs is not implemented (the CLI turns it
             into a message naming the exercise and the reference switch).
         CheckpointError: `resume` with a missing or damaged checkpoint.
+        SettingError: `output_dir` cannot be written (checked before any data loads), or a setting
+            does not fit the data (checked once it is loaded, before the model is built).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    output_dir = Path(output_dir)
+    output_dir = prepare_output_folder(output_dir)
     checkpoint_path = output_dir / "checkpoint.pt"
     env = setup()
     try:
@@ -460,9 +598,8 @@ def run_training(
             seed=config.seed, download=config.download,
         )
         n_train = data.train_images.shape[0]
+        check_settings_against_data(config, n_train, env.world_size)
         steps_per_epoch = n_train // config.batch_size
-        if steps_per_epoch < 1:
-            raise ValueError(f"batch_size {config.batch_size} is larger than the {n_train} training images")
         shard = env.shard(config.batch_size)
         augment = build_augmentation(config)
         model = build_model(config, parts, steps_per_epoch)
@@ -639,8 +776,31 @@ several processes: torchrun --nproc_per_node=2 -m dino_course train ... (gloo on
 _OVERRIDES = {
     "epochs": int, "batch_size": int, "base_lr": float, "teacher_temp": float, "warmup_teacher_temp": float,
     "momentum_teacher": float, "n_local": int, "output_dim": int, "seed": int, "eval_every": int,
-    "threads": int, "dataset": str, "data": str, "image_size": int,
+    "threads": int, "dataset": str, "data": str, "image_size": int, "knn_k": int,
 }
+
+
+def flag_of(setting: str) -> str:
+    """The command-line flag of a TrainConfig setting (`batch_size` -> `--batch-size`), or the
+    setting's own name when the CLI has no flag for it (it comes from the preset)."""
+    if setting == "base_lr":
+        return "--lr"
+    if setting in _OVERRIDES or setting == "output":
+        return "--" + setting.replace("_", "-")
+    return setting
+
+
+def _count(text: str) -> int:
+    """argparse type of `--stop-after`: an integer >= 0, refused by argparse with one clean line."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
 
 
 def add_train_arguments(parser) -> None:
@@ -648,7 +808,7 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--output", default="runs/dino", help="output folder (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --output")
     parser.add_argument("--download", action="store_true", help="allow torchvision to download cifar10/stl10 into ./data")
-    parser.add_argument("--stop-after", type=int, default=None, metavar="N", help="stop and checkpoint after N iterations")
+    parser.add_argument("--stop-after", type=_count, default=None, metavar="N", help="stop and checkpoint after N iterations")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     for name, kind in _OVERRIDES.items():
@@ -665,10 +825,18 @@ def config_from_arguments(args) -> TrainConfig:
 
 
 def run_from_arguments(args) -> int:
-    """The body of `dino-course train`: exit status 0 when done, 3 when interrupted, 2 on a problem."""
+    """The body of `dino-course train`: exit status 0 when done, 3 when interrupted, 2 on a problem.
+
+    Bad input (a setting, the output folder, the data, a checkpoint) raises a `ValueError` (a
+    `SettingError` names the flag) or an `OSError`; `dino-course` prints it as one line and exits 2.
+    """
     from dino_course.grading.reference_switch import reference_lessons
 
-    config = config_from_arguments(args)
+    try:
+        config = config_from_arguments(args)
+        prepare_output_folder(args.output)
+    except SettingError as error:  # named as the user typed it; `dino-course` prints the one line (exit 2)
+        raise SettingError(flag_of(error.setting), error.value, error.expected) from error
     switched = reference_lessons()
     if not args.quiet:
         which = "the reference for every lesson" if switched == "all" else (
@@ -681,9 +849,8 @@ def run_from_arguments(args) -> int:
     except ExerciseNotStarted as error:
         print(not_started_message(error))
         return 2
-    except CheckpointError as error:
-        print(f"dino-course train: {error}")
-        return 2
+    except SettingError as error:  # a setting that does not fit the data
+        raise SettingError(flag_of(error.setting), error.value, error.expected) from error
     except KeyboardInterrupt:  # during start-up or evaluation: no half-written file, nothing new to save
         print("dino-course train: interrupted outside a training step; the last saved checkpoint (if any) is intact")
         return 3
