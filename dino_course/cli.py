@@ -25,6 +25,17 @@ import argparse
 import sys
 from pathlib import Path
 
+def _positive_int(text: str) -> int:
+    """argparse type for counts and seconds (`--jobs`, `--timeout`): refused in one line when not >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _run_check(args: argparse.Namespace) -> int:
     from dino_course.grading.catalog import lessons
     from dino_course.grading.notebook import grade
@@ -154,7 +165,7 @@ def _add_instructor_commands(commands) -> None:
     )
     grade.add_argument("submissions", metavar="DIR_OF_SUBMISSIONS", help="one .zip or one folder per student")
     grade.add_argument("--output", help="results folder (default: DIR_OF_SUBMISSIONS-graded next to it)")
-    grade.add_argument("--jobs", type=int, default=None, help="submissions graded in parallel (default: CPU cores)")
+    grade.add_argument("--jobs", type=_positive_int, default=None, help="submissions graded in parallel (default: CPU cores)")
     grade.add_argument("--no-reuse", action="store_true", help="grade identical lesson files again for every student")
     limits(grade)
     grade.set_defaults(run=_run_grade)
@@ -198,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "notebooks", help="maintainers: re-run lesson notebooks with the reference on and store their outputs"
     )
     notebooks.add_argument("lessons", nargs="*", help="lesson ids (default: every lesson with a notebook)")
-    notebooks.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    notebooks.add_argument("--timeout", type=_positive_int, default=600, help="seconds allowed per cell")
     notebooks.set_defaults(run=_run_notebooks)
 
     train_help = "train DINO on a CPU (or under torchrun) with your code or the reference"
