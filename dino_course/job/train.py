@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dino_course.data.datasets import DATASETS, DIGITS_MEAN, DIGITS_STD, ImageSet, load_dataset
+from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, ImageSet, load_dataset
 from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 from dino_course.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
 from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from dino_course.job.settings import SettingError, check_settings
 from dino_course.job.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
 from dino_course.grading import ExerciseNotStarted
 from dino_course.files.safe_files import atomic_write_text
@@ -62,86 +63,6 @@ __all__ = [
     "TrainConfig", "SettingError", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseWarnings",
     "loss_ignores_center",
 ]
-
-
-class SettingError(ValueError):
-    """A setting of a run with a value the job cannot use: names the setting, the value and what it expects.
-
-    `str(error)` names the setting as `TrainConfig` spells it (`batch_size must be ...`); the CLI
-    names it as the user typed it (`--batch-size must be ...`) with `describe(flag)`.
-    """
-
-    def __init__(self, setting: str, value, expected: str) -> None:
-        self.setting, self.value, self.expected = setting, value, expected
-        super().__init__(self.describe(setting))
-
-    def describe(self, name: str) -> str:
-        value = str(self.value) if isinstance(self.value, Path) else self.value
-        return f"{name} must be {self.expected}, got {value!r}"
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_scale(value) -> bool:
-    return (isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value)
-            and 0 < value[0] <= value[1] <= 1)
-
-
-def _is_rgb(value, positive: bool) -> bool:
-    return (isinstance(value, (tuple, list)) and len(value) == 3 and all(_is_number(v) for v in value)
-            and (not positive or all(v > 0 for v in value)))
-
-
-# What each TrainConfig field accepts: (test, what the error says is expected). Every field has a row
-# (a maintainer check holds that); the checks across fields follow in `_cross_field_problems`.
-_POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "a positive integer")
-_COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-_POSITIVE = (lambda v: _is_number(v) and v > 0, "a finite number > 0")
-_NON_NEGATIVE = (lambda v: _is_number(v) and v >= 0, "a finite number >= 0")
-_UNIT = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
-_BOOL = (lambda v: isinstance(v, bool), "True or False")
-_SCALE = (_is_scale, "a (min, max) pair with 0 < min <= max <= 1")
-_FIELD_RULES: dict[str, tuple] = {
-    "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "data": (lambda v: v is None or (isinstance(v, (str, Path)) and str(v) != ""), "a folder path or None"),
-    "download": _BOOL,
-    "image_size": (lambda v: _is_int(v) and 8 <= v <= 1024, "an integer number of pixels in [8, 1024]"),
-    "test_fraction": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
-    "pixel_mean": (lambda v: _is_rgb(v, positive=False), "three finite numbers (R, G, B)"),
-    "pixel_std": (lambda v: _is_rgb(v, positive=True), "three finite numbers > 0 (R, G, B)"),
-    "patch_size": _POSITIVE_INT, "embed_dim": _POSITIVE_INT, "depth": _POSITIVE_INT, "num_heads": _POSITIVE_INT,
-    "output_dim": _POSITIVE_INT, "hidden_dim": _POSITIVE_INT, "bottleneck_dim": _POSITIVE_INT,
-    "norm_last_layer": _BOOL, "use_bn_in_head": _BOOL,
-    "global_size": _POSITIVE_INT, "local_size": _POSITIVE_INT, "n_local": _COUNT,
-    "global_scale": _SCALE, "local_scale": _SCALE,
-    "flip_p": _UNIT, "jitter_p": _UNIT, "solarize_p": _UNIT,
-    "epochs": _POSITIVE_INT, "batch_size": _POSITIVE_INT, "base_lr": _POSITIVE, "min_lr": _NON_NEGATIVE,
-    "warmup_epochs": _COUNT, "weight_decay": _NON_NEGATIVE, "weight_decay_end": _NON_NEGATIVE,
-    "clip_grad": (_NON_NEGATIVE[0], "a finite number >= 0 (0: no clipping)"), "freeze_last_layer": _COUNT,
-    "momentum_teacher": _UNIT, "momentum_teacher_end": _UNIT,
-    "warmup_teacher_temp": _POSITIVE, "teacher_temp": _POSITIVE, "warmup_teacher_temp_epochs": _COUNT,
-    "student_temp": _POSITIVE, "center_momentum": _UNIT,
-    "knn_k": _POSITIVE_INT, "knn_temperature": _POSITIVE, "eval_every": _POSITIVE_INT,
-    "seed": _COUNT, "threads": (_COUNT[0], "an integer >= 0 (0: PyTorch's default)"),
-}
-
-
-def _cross_field_problems(config: "TrainConfig"):
-    """(setting, value, expected) for each rule that ties one field to another, in the order checked."""
-    c = config
-    if c.embed_dim % c.num_heads:
-        yield "num_heads", c.num_heads, f"a divisor of embed_dim {c.embed_dim} (each head gets embed_dim / num_heads)"
-    for name in ("global_size", "local_size"):
-        if getattr(c, name) % c.patch_size:
-            yield name, getattr(c, name), f"a multiple of patch_size {c.patch_size} (the ViT cuts crops into patches)"
-    if c.warmup_epochs > c.epochs:
-        yield "warmup_epochs", c.warmup_epochs, f"at most epochs ({c.epochs})"
 
 
 @dataclass(frozen=True)
@@ -210,12 +131,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse a setting the run cannot use before anything starts: one `SettingError` naming it."""
-        for name, (accepts, expected) in _FIELD_RULES.items():
-            value = getattr(self, name)
-            if not accepts(value):
-                raise SettingError(name, value, expected)
-        for problem in _cross_field_problems(self):
-            raise SettingError(*problem)
+        check_settings(self)
 
     def network_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images `(N, C, H, W)` as the network sees them in this run: `(x / 255 - mean) / std`.

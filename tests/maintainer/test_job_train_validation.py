@@ -20,7 +20,8 @@ import pytest
 from dino_course import cli
 from dino_course.grading.reference_switch import ENV_VAR
 from dino_course.job import train
-from dino_course.job.train import PRESETS, SettingError, TrainConfig
+from dino_course.job.settings import FIELD_RULES, SettingError
+from dino_course.job.train import PRESETS, TrainConfig
 
 pytestmark = pytest.mark.maintainer
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ BAD_FIELDS = [
 
 def test_every_setting_has_a_rule_and_every_preset_keeps_them():
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    assert set(train._FIELD_RULES) == fields
+    assert set(FIELD_RULES) == fields
     for name, preset in PRESETS.items():
         assert TrainConfig.from_dict(preset.to_dict()) == preset, name
 
