@@ -17,6 +17,7 @@ Maintainers:
     dino-course notebooks [LESSON ...]              re-run lesson notebooks with the reference on, in place
 
 Every subcommand honours DINO_COURSE_REFERENCE (see `dino_course.grading.reference_switch`).
+Bad input to any subcommand is one line on stderr and exit status 2; `--debug` shows the traceback.
 """
 
 from __future__ import annotations

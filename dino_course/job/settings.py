@@ -62,7 +62,7 @@ _BOOL = (lambda v: isinstance(v, bool), "True or False")
 _SCALE = (_is_scale, "a (min, max) pair with 0 < min <= max <= 1")
 FIELD_RULES: dict[str, tuple] = {
     "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "data": (lambda v: v is None or (isinstance(v, (str, Path)) and str(v) != ""), "a folder path or None"),
+    "data": (lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path (a str, as saved in metrics.json) or None"),
     "download": _BOOL,
     "image_size": (lambda v: _is_int(v) and 8 <= v <= 1024, "an integer number of pixels in [8, 1024]"),
     "test_fraction": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),

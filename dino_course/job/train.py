@@ -502,6 +502,8 @@ def run_training(
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
+        raise SettingError("stop_after", stop_after, "None or an integer >= 0 (iterations)")
     output_dir = prepare_output_folder(output_dir)
     checkpoint_path = output_dir / "checkpoint.pt"
     env = setup()
@@ -701,7 +703,7 @@ def flag_of(setting: str) -> str:
     setting's own name when the CLI has no flag for it (it comes from the preset)."""
     if setting == "base_lr":
         return "--lr"
-    if setting in _OVERRIDES or setting == "output":
+    if setting in _OVERRIDES or setting in ("output", "stop_after"):
         return "--" + setting.replace("_", "-")
     return setting
 

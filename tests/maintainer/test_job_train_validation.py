@@ -141,6 +141,13 @@ def test_run_training_probes_the_output_folder_before_loading_data(tmp_path, mon
         train.run_training(PRESETS["tiny"], tmp_path / "file" / "run", quiet=True, progress=False)
 
 
+@pytest.mark.parametrize("stop_after", [-1, 2.0, True, "3"])
+def test_run_training_refuses_a_bad_stop_after(tmp_path, stop_after):
+    with pytest.raises(SettingError, match=rf"^stop_after must be None or an integer >= 0 \(iterations\), got {stop_after!r}$"):
+        train.run_training(PRESETS["tiny"], tmp_path / "run", stop_after=stop_after, quiet=True, progress=False)
+    assert not (tmp_path / "run").exists(), "refused before the output folder is made"
+
+
 def test_the_output_probe_leaves_nothing_behind(tmp_path):
     folder = train.prepare_output_folder(tmp_path / "a" / "b")
     assert folder.is_dir() and list(folder.iterdir()) == []
