@@ -62,7 +62,7 @@ _BOOL = (lambda v: isinstance(v, bool), "True or False")
 _SCALE = (_is_scale, "a (min, max) pair with 0 < min <= max <= 1")
 FIELD_RULES: dict[str, tuple] = {
     "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
-    "data": (lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path (a str, as saved in metrics.json) or None"),
+    "data": (lambda v: v is None or (isinstance(v, str) and v != ""), "a folder path (a str) or None"),
     "download": _BOOL,
     "image_size": (lambda v: _is_int(v) and 8 <= v <= 1024, "an integer number of pixels in [8, 1024]"),
     "test_fraction": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
@@ -104,11 +104,12 @@ def check_settings(settings) -> None:
 
 def _cross_field_problems(config):
     """(setting, value, expected) for each rule that ties one field to another, in the order checked."""
-    c = config
-    if c.embed_dim % c.num_heads:
-        yield "num_heads", c.num_heads, f"a divisor of embed_dim {c.embed_dim} (each head gets embed_dim / num_heads)"
+    if config.embed_dim % config.num_heads:
+        expected = f"a divisor of embed_dim {config.embed_dim} (each head gets embed_dim / num_heads)"
+        yield "num_heads", config.num_heads, expected
     for name in ("global_size", "local_size"):
-        if getattr(c, name) % c.patch_size:
-            yield name, getattr(c, name), f"a multiple of patch_size {c.patch_size} (the ViT cuts crops into patches)"
-    if hasattr(c, "epochs") and c.warmup_epochs > c.epochs:
-        yield "warmup_epochs", c.warmup_epochs, f"at most epochs ({c.epochs})"
+        if getattr(config, name) % config.patch_size:
+            expected = f"a multiple of patch_size {config.patch_size} (the ViT cuts crops into patches)"
+            yield name, getattr(config, name), expected
+    if hasattr(config, "epochs") and config.warmup_epochs > config.epochs:
+        yield "warmup_epochs", config.warmup_epochs, f"at most epochs ({config.epochs})"

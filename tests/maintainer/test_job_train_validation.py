@@ -127,7 +127,7 @@ def test_an_output_that_is_a_file_is_refused_before_anything_else(capsys, tmp_pa
     for output, words in [(blocker, "it is a file"), (blocker / "run", f"lies under {str(blocker)!r}")]:
         status, out, err = _main(capsys, ["--output", str(output)])
         assert status == 2 and out == "", (out, err)
-        assert err.count("\n") == 1 and err.startswith(f"dino-course train: --output must be a folder you can write to"), err
+        assert err.count("\n") == 1 and err.startswith("dino-course train: --output must be a folder you can write to"), err
         assert words in err and f"got {str(output)!r}" in err, err
 
 
