@@ -272,16 +272,24 @@ def _add_unavailable_train_command(commands, train_help: str, error: Exception) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dino_course.grading.reference_switch import reference_lessons
+
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        # A bad DINO_COURSE_REFERENCE (an unknown lesson; any value in a student edition) is said here,
+        # once, before a lesson file is imported through the switch (`train` would blame a lesson file).
+        reference_lessons()
+    except ValueError as exc:
+        if "--debug" in arguments:
+            raise
+        print(f"dino-course: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        if _student_edition():
-            from dino_course.grading import reference_switch as reference
-
-            reference.reference_lessons()  # a DINO_COURSE_REFERENCE setting: there is no reference to switch on
         return args.run(args)
     except USER_ERRORS as exc:  # bad input: one clear line, no traceback (unless --debug)
         if getattr(args, "debug", False):

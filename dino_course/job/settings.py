@@ -81,7 +81,9 @@ FIELD_RULES: dict[str, tuple] = {
     "warmup_teacher_temp": _POSITIVE, "teacher_temp": _POSITIVE, "warmup_teacher_temp_epochs": _COUNT,
     "student_temp": _POSITIVE, "center_momentum": _UNIT,
     "knn_k": _POSITIVE_INT, "knn_temperature": _POSITIVE, "eval_every": _POSITIVE_INT,
-    "seed": _COUNT, "threads": (_COUNT[0], "an integer >= 0 (0: PyTorch's default)"),
+    # threads: at most 256, more than any CPU the course targets; --threads 100000 made the next
+    # library import fail ("cannot map zero-fill pages") with a traceback
+    "seed": _COUNT, "threads": (lambda v: _is_int(v) and 0 <= v <= 256, "an integer in [0, 256] (0: PyTorch's default)"),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from dino_course import cli
+from dino_course.grading.reference_switch import ENV_VAR
 
 pytestmark = pytest.mark.maintainer
 
@@ -65,3 +66,14 @@ def test_a_count_below_one_is_refused_by_argparse(capsys, arguments, flag):
         cli.main(arguments)
     assert info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"argument {flag}: must be a positive integer, got '0'")
+
+
+@pytest.mark.parametrize("command", [["check", "3.1"], ["train", "--preset", "tiny"], ["progress", "--no-grade"]])
+def test_a_bad_reference_switch_is_one_line_before_any_lesson_file_loads(capsys, monkeypatch, command):
+    """`train` used to blame "a lesson file" for it, `check` ended in pytest's INTERNALERROR traceback."""
+    monkeypatch.setenv(ENV_VAR, "9.9")
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"dino-course: {ENV_VAR} must be") and "'9.9'" in err, err
+    with pytest.raises(ValueError, match=ENV_VAR):
+        cli.main([*command, "--debug"])

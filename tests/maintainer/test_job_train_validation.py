@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # numbers and the edges of each range.
 BAD_FIELDS = [
     ("batch_size", 0), ("batch_size", -5), ("batch_size", 2.0), ("batch_size", True), ("batch_size", "64"),
-    ("epochs", 0), ("epochs", None), ("eval_every", 0), ("seed", -1), ("threads", -2),
+    ("epochs", 0), ("epochs", None), ("eval_every", 0), ("seed", -1), ("threads", -2), ("threads", 100000),
     ("base_lr", float("nan")), ("base_lr", float("inf")), ("base_lr", 0.0), ("base_lr", -1e-3), ("base_lr", "1e-3"),
     ("min_lr", -1e-6), ("weight_decay", float("nan")), ("weight_decay_end", -0.1), ("clip_grad", -1.0),
     ("teacher_temp", 0.0), ("teacher_temp", -0.04), ("warmup_teacher_temp", float("nan")), ("student_temp", 0),
