@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 def _positive_int(text: str) -> int:
-    """argparse type for counts and seconds (`--jobs`, `--timeout`): refused in one line when not >= 1."""
+    """argparse type for `notebooks --timeout` (0 waited for a kernel forever): refused unless >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -166,7 +166,7 @@ def _add_instructor_commands(commands) -> None:
     )
     grade.add_argument("submissions", metavar="DIR_OF_SUBMISSIONS", help="one .zip or one folder per student")
     grade.add_argument("--output", help="results folder (default: DIR_OF_SUBMISSIONS-graded next to it)")
-    grade.add_argument("--jobs", type=_positive_int, default=None, help="submissions graded in parallel (default: CPU cores)")
+    grade.add_argument("--jobs", type=int, default=None, help="submissions graded in parallel (default: CPU cores)")
     grade.add_argument("--no-reuse", action="store_true", help="grade identical lesson files again for every student")
     limits(grade)
     grade.set_defaults(run=_run_grade)

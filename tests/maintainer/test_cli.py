@@ -14,7 +14,8 @@ from dino_course.grading.reference_switch import ENV_VAR
 
 pytestmark = pytest.mark.maintainer
 
-# (arguments, words the one line must hold: the argument and the value). "FILE" is a regular file.
+# (arguments, words the one line must hold: the argument and the value). "FILE" is a regular file,
+# "NOWHERE" a path that does not exist, "CLASS" a folder with one student's folder.
 BAD_INPUT = [
     (["check", "9.9"], ["lesson must be one of", "'9.9'"]),
     (["check", "3.1", "--exercise", "nope"], ["exercise must be one of", "'nope'"]),
@@ -23,6 +24,7 @@ BAD_INPUT = [
     (["grade", "NOWHERE"], ["DIR_OF_SUBMISSIONS", "NOWHERE"]),
     (["grade", "NOWHERE", "--time-limit", "-1"], ["--time-limit must be a positive number", "-1"]),
     (["grade", "NOWHERE", "--memory-limit-mb", "10"], ["--memory-limit-mb must be at least 512", "10"]),
+    (["grade", "CLASS", "--jobs", "0"], ["--jobs must be at least 1", "0"]),
     (["release", "FILE"], ["DIR", "FILE"]),
     (["autograder", "FILE"], ["DIR", "FILE"]),
     (["notebooks", "9.9"], ["lessons must be among", "'9.9'"]),
@@ -31,7 +33,8 @@ BAD_INPUT = [
 
 def _arguments(arguments: list[str], tmp_path) -> list[str]:
     (tmp_path / "file").write_text("")
-    places = {"FILE": str(tmp_path / "file"), "NOWHERE": str(tmp_path / "nowhere")}
+    (tmp_path / "class" / "alice").mkdir(parents=True, exist_ok=True)
+    places = {"FILE": str(tmp_path / "file"), "NOWHERE": str(tmp_path / "nowhere"), "CLASS": str(tmp_path / "class")}
     return [next((value.replace(k, v) for k, v in places.items() if k in value), value) for value in arguments]
 
 
@@ -60,12 +63,12 @@ def test_every_subcommand_takes_debug():
         assert "--debug" in command._option_string_actions, name
 
 
-@pytest.mark.parametrize("arguments, flag", [(["grade", "x", "--jobs", "0"], "--jobs"), (["notebooks", "--timeout", "0"], "--timeout")])
-def test_a_count_below_one_is_refused_by_argparse(capsys, arguments, flag):
+def test_a_count_below_one_is_refused_by_argparse(capsys):
+    """`notebooks --timeout 0` used to wait for a kernel until killed."""
     with pytest.raises(SystemExit) as info:
-        cli.main(arguments)
+        cli.main(["notebooks", "--timeout", "0"])
     assert info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"argument {flag}: must be a positive integer, got '0'")
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("argument --timeout: must be a positive integer, got '0'")
 
 
 @pytest.mark.parametrize("command", [["check", "3.1"], ["train", "--preset", "tiny"], ["progress", "--no-grade"]])
