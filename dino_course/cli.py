@@ -26,6 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
+
 def _positive_int(text: str) -> int:
     """argparse type for `notebooks --timeout` (0 waited for a kernel forever): refused unless >= 1."""
     try:
@@ -295,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, TypeError):  # as likely a bug in an exercise as bad input: say where to look
+            message += " (run again with --debug to see where)"
         print(f"dino-course {args.command}: {message}", file=sys.stderr)
         return 2
 

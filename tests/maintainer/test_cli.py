@@ -80,3 +80,15 @@ def test_a_bad_reference_switch_is_one_line_before_any_lesson_file_loads(capsys,
     assert err.count("\n") == 1 and err.startswith(f"dino-course: {ENV_VAR} must be") and "'9.9'" in err, err
     with pytest.raises(ValueError, match=ENV_VAR):
         cli.main([*command, "--debug"])
+
+
+def test_a_type_error_says_debug_shows_where(capsys, monkeypatch):
+    """A TypeError is as likely a bug in an exercise as bad input: its one line points to --debug."""
+
+    def broken(args):
+        raise TypeError("unsupported operand type(s) for +: 'Tensor' and 'str'")
+
+    monkeypatch.setattr(cli, "_run_progress", broken)
+    assert cli.main(["progress", "--no-grade"]) == 2
+    err = capsys.readouterr().err
+    assert err == "dino-course progress: unsupported operand type(s) for +: 'Tensor' and 'str' (run again with --debug to see where)\n"
