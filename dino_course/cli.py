@@ -17,6 +17,7 @@ Maintainers:
     dino-course notebooks [LESSON ...]              re-run lesson notebooks with the reference on, in place
 
 Every subcommand honours DINO_COURSE_REFERENCE (see `dino_course.grading.reference_switch`).
+Bad input to any subcommand is one line on stderr and exit status 2; `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+
+def _positive_int(text: str) -> int:
+    """argparse type for `notebooks --timeout` (0 waited for a kernel forever): refused unless >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
 
 def _run_check(args: argparse.Namespace) -> int:
     from dino_course.grading.catalog import lessons
@@ -198,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "notebooks", help="maintainers: re-run lesson notebooks with the reference on and store their outputs"
     )
     notebooks.add_argument("lessons", nargs="*", help="lesson ids (default: every lesson with a notebook)")
-    notebooks.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    notebooks.add_argument("--timeout", type=_positive_int, default=600, help="seconds allowed per cell")
     notebooks.set_defaults(run=_run_notebooks)
 
     train_help = "train DINO on a CPU (or under torchrun) with your code or the reference"
@@ -208,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         # The job reads its settings' defaults from the lesson files. One that does not import (a syntax
         # error, say) must stop only `train`, never `check` or the other commands.
         _add_unavailable_train_command(commands, train_help, error)
+        _add_debug_flags(commands)
         return parser
     train = commands.add_parser(
         "train", help=train_help,
@@ -216,7 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_arguments(train)
     train.set_defaults(run=_run_train)
+    _add_debug_flags(commands)
     return parser
+
+
+def _add_debug_flags(commands) -> None:
+    """`--debug` on every subcommand: bad input then shows Python's traceback instead of one line."""
+    for command in commands.choices.values():
+        if "-" in command.prefix_chars:  # not the stand-in `train` that takes every argument as it is
+            command.add_argument(
+                "--debug", action="store_true", help="on bad input show the full traceback, not one line"
+            )
 
 
 def _add_unavailable_train_command(commands, train_help: str, error: Exception) -> None:
@@ -249,20 +273,40 @@ def _add_unavailable_train_command(commands, train_help: str, error: Exception) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dino_course.grading.reference_switch import reference_lessons
+
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        # A bad DINO_COURSE_REFERENCE (an unknown lesson; any value in a student edition) is said here,
+        # once, before a lesson file is imported through the switch (`train` would blame a lesson file).
+        reference_lessons()
+    except ValueError as exc:
+        if "--debug" in arguments:
+            raise
+        print(f"dino-course: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        if _student_edition():
-            from dino_course.grading import reference_switch as reference
-
-            reference.reference_lessons()  # a DINO_COURSE_REFERENCE setting: there is no reference to switch on
         return args.run(args)
-    except ValueError as exc:  # bad input: one clear line, no traceback
-        print(f"dino-course {args.command}: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:  # bad input: one clear line, no traceback (unless --debug)
+        if getattr(args, "debug", False):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, TypeError):  # as likely a bug in an exercise as bad input: say where to look
+            message += " (run again with --debug to see where)"
+        print(f"dino-course {args.command}: {message}", file=sys.stderr)
         return 2
+
+
+# What bad input raises anywhere behind a subcommand: a setting, a path or file that cannot be used
+# (a `ValueError`, with `CheckpointError` and the job's `SettingError` among them), a value of the
+# wrong type, or the operating system refusing a file or folder. Each message names the argument
+# and the value; a bug shows as such with `--debug`.
+USER_ERRORS = (ValueError, TypeError, OSError)
 
 
 if __name__ == "__main__":

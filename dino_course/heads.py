@@ -59,6 +59,11 @@ def _check_positive_int(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _check_bool(name: str, value) -> None:
+    if not isinstance(value, bool):  # 'no' or 0.0 would otherwise be read as a yes or a no
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 # --------------------------------------------------------------------------------------------
 # The MLP and its initialisation
 # --------------------------------------------------------------------------------------------
@@ -254,7 +259,11 @@ class DINOProjectionHead(nn.Module):
         nlayers: int = NLAYERS,
     ) -> None:
         super().__init__()
-        _check_positive_int("output_dim", output_dim)
+        for name, value in (("in_dim", in_dim), ("output_dim", output_dim), ("hidden_dim", hidden_dim),
+                            ("bottleneck_dim", bottleneck_dim), ("nlayers", nlayers)):
+            _check_positive_int(name, value)
+        _check_bool("use_bn", use_bn)
+        _check_bool("norm_last_layer", norm_last_layer)
         self.in_dim, self.output_dim, self.bottleneck_dim = in_dim, output_dim, bottleneck_dim
         self.mlp = build_mlp(in_dim, hidden_dim, bottleneck_dim, nlayers=nlayers, use_bn=use_bn)
         # As in the original, the init runs before the last layer exists: v keeps PyTorch's

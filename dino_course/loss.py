@@ -26,6 +26,8 @@ Exercises: dino_loss, DINOLoss.forward
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -159,12 +161,17 @@ class DINOLoss(nn.Module):
             raise ValueError(f"out_dim must be a positive int, got {out_dim!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-        if not isinstance(warmup_teacher_temp_epochs, int) or warmup_teacher_temp_epochs < 0:
+        if isinstance(warmup_teacher_temp_epochs, bool) or not isinstance(warmup_teacher_temp_epochs, int) or warmup_teacher_temp_epochs < 0:
             raise ValueError(f"warmup_teacher_temp_epochs must be a non-negative int, got {warmup_teacher_temp_epochs!r}")
-        if isinstance(student_temp, bool) or not isinstance(student_temp, (int, float)) or not student_temp > 0:
-            raise ValueError(f"student_temp must be a positive number, got {student_temp!r}")
-        if not 0.0 <= center_momentum <= 1.0:
+        if isinstance(student_temp, bool) or not isinstance(student_temp, (int, float)) or not 0 < student_temp < math.inf:
+            raise ValueError(f"student_temp must be a positive finite number, got {student_temp!r}")
+        for name, value in (("warmup_teacher_temp", warmup_teacher_temp), ("teacher_temp", teacher_temp)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if isinstance(center_momentum, bool) or not isinstance(center_momentum, (int, float)) or not 0.0 <= center_momentum <= 1.0:
             raise ValueError(f"center_momentum must be in [0, 1], got {center_momentum!r}")
+        if isinstance(n_global_views, bool) or not isinstance(n_global_views, int) or n_global_views < 1:
+            raise ValueError(f"n_global_views must be a positive int, got {n_global_views!r}")
         self.student_temp = float(student_temp)
         self.center_momentum = float(center_momentum)
         self.n_global_views = n_global_views

@@ -148,6 +148,10 @@ class ProgressStore:
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, report: Callable[[str], None] | None = None) -> None:
+        if path is not None and (not isinstance(path, (str, os.PathLike)) or str(path) == ""):
+            raise ValueError(f"path must be a file path (or None for the default), got {path!r}")
+        if report is not None and not callable(report):
+            raise ValueError(f"report must be a function taking a message (or None for stderr), got {report!r}")
         self.path = Path(path) if path is not None else default_progress_path()
         self.report = report or _report_to_stderr
         self.notices: list[str] = []

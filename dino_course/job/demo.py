@@ -21,6 +21,7 @@ from dino_course.centering import CENTER_MOMENTUM
 from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, load_digits
 from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 from dino_course.heads import NORM_LAST_LAYER
+from dino_course.job.settings import SettingError, check_settings
 from dino_course.student_teacher import MOMENTUM_TEACHER_END
 from dino_course.temperature import STUDENT_TEMP
 from dino_course.training import CLIP_GRAD, FREEZE_LAST_LAYER
@@ -65,6 +66,14 @@ class DemoConfig:
     momentum_teacher: float = 0.99
     momentum_teacher_end: float = MOMENTUM_TEACHER_END
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse a setting the demo cannot use, naming it (the train job's rules for the shared names)."""
+        for name in ("steps", "steps_per_epoch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SettingError(name, value, "a positive integer")
+        check_settings(self)
 
 
 def teacher_entropies(teacher_output: torch.Tensor, center: torch.Tensor, teacher_temp: float) -> tuple[float, float]:

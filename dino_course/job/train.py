@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, ImageSet, load_da
 from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 from dino_course.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
 from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from dino_course.job.settings import SettingError, check_settings
 from dino_course.job.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
 from dino_course.grading import ExerciseNotStarted
 from dino_course.files.safe_files import atomic_write_text
@@ -58,7 +60,7 @@ from dino_course.training import (
 )
 
 __all__ = [
-    "TrainConfig", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseWarnings",
+    "TrainConfig", "SettingError", "PRESETS", "run_training", "TrainResult", "collapse_statistics", "CollapseWarnings",
     "loss_ignores_center",
 ]
 
@@ -126,6 +128,10 @@ class TrainConfig:
     eval_every: int = 5  # epochs between k-NN evaluations (also after the last epoch)
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+
+    def __post_init__(self) -> None:
+        """Refuse a setting the run cannot use before anything starts: one `SettingError` naming it."""
+        check_settings(self)
 
     def network_input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images `(N, C, H, W)` as the network sees them in this run: `(x / 255 - mean) / std`.
@@ -419,6 +425,52 @@ def _epoch_order(config: TrainConfig, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 7_919 + epoch + 1))
 
 
+def prepare_output_folder(output_dir: str | Path) -> Path:
+    """Create `output_dir` (and its parents) and prove it is writable by writing and removing a probe file.
+
+    Run before any data loads, so that a folder the job cannot write fails at once, not at the
+    first checkpoint an epoch later.
+
+    Raises:
+        SettingError: (setting `output`) a regular file at or above the path, no permission, or
+            any other reason the folder cannot be created or written; the reason is in the message.
+    """
+    if not isinstance(output_dir, (str, Path)) or str(output_dir) == "":
+        raise SettingError("output", output_dir, "a folder path")
+    folder = Path(output_dir)
+    blocking = next((part for part in (folder, *folder.parents) if part.exists() and not part.is_dir()), None)
+    if blocking is not None:
+        where = "is" if blocking == folder else f"lies under {str(blocking)!r}, which is"
+        raise SettingError("output", folder, f"a folder you can write to (it {where} a file, not a folder)")
+    probe = folder / f".dino-course-write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SettingError("output", folder, f"a folder you can write to ({reason.lower()})") from error
+    return folder
+
+
+def check_settings_against_data(config: TrainConfig, n_train: int, world_size: int = 1) -> None:
+    """The settings that depend on the data, checked once it is loaded and before the model is built.
+
+    Raises:
+        SettingError: a batch larger than the training set (no full batch, no step), a batch that
+            does not split over the processes, or a k-NN `knn_k` larger than the training set.
+    """
+    if config.batch_size > n_train:
+        raise SettingError("batch_size", config.batch_size, f"at most the {n_train} training images of this data")
+    if config.batch_size % world_size:
+        raise SettingError("batch_size", config.batch_size, f"divisible by the {world_size} processes")
+    if config.knn_k > n_train:
+        raise SettingError(
+            "knn_k", config.knn_k,
+            f"at most the {n_train} training images the k-NN monitor searches (lower it, or use more images)",
+        )
+
+
 def run_training(
     config: TrainConfig,
     output_dir: str | Path = "runs/dino",
@@ -445,10 +497,14 @@ def run_training(
         ExerciseNotStarted: an exercise the job needs is not implemented (the CLI turns it
             into a message naming the exercise and the reference switch).
         CheckpointError: `resume` with a missing or damaged checkpoint.
+        SettingError: `output_dir` cannot be written (checked before any data loads), or a setting
+            does not fit the data (checked once it is loaded, before the model is built).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    output_dir = Path(output_dir)
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
+        raise SettingError("stop_after", stop_after, "None or an integer >= 0 (iterations)")
+    output_dir = prepare_output_folder(output_dir)
     checkpoint_path = output_dir / "checkpoint.pt"
     env = setup()
     try:
@@ -460,9 +516,8 @@ def run_training(
             seed=config.seed, download=config.download,
         )
         n_train = data.train_images.shape[0]
+        check_settings_against_data(config, n_train, env.world_size)
         steps_per_epoch = n_train // config.batch_size
-        if steps_per_epoch < 1:
-            raise ValueError(f"batch_size {config.batch_size} is larger than the {n_train} training images")
         shard = env.shard(config.batch_size)
         augment = build_augmentation(config)
         model = build_model(config, parts, steps_per_epoch)
@@ -639,8 +694,31 @@ several processes: torchrun --nproc_per_node=2 -m dino_course train ... (gloo on
 _OVERRIDES = {
     "epochs": int, "batch_size": int, "base_lr": float, "teacher_temp": float, "warmup_teacher_temp": float,
     "momentum_teacher": float, "n_local": int, "output_dim": int, "seed": int, "eval_every": int,
-    "threads": int, "dataset": str, "data": str, "image_size": int,
+    "threads": int, "dataset": str, "data": str, "image_size": int, "knn_k": int,
 }
+
+
+def flag_of(setting: str) -> str:
+    """The command-line flag of a TrainConfig setting (`batch_size` -> `--batch-size`), or the
+    setting's own name when the CLI has no flag for it (it comes from the preset)."""
+    if setting == "base_lr":
+        return "--lr"
+    if setting in _OVERRIDES or setting in ("output", "stop_after"):
+        return "--" + setting.replace("_", "-")
+    return setting
+
+
+def _count(text: str) -> int:
+    """argparse type of `--stop-after`: an integer >= 0, refused by argparse with one clean line."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
 
 
 def add_train_arguments(parser) -> None:
@@ -648,7 +726,7 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--output", default="runs/dino", help="output folder (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --output")
     parser.add_argument("--download", action="store_true", help="allow torchvision to download cifar10/stl10 into ./data")
-    parser.add_argument("--stop-after", type=int, default=None, metavar="N", help="stop and checkpoint after N iterations")
+    parser.add_argument("--stop-after", type=_count, default=None, metavar="N", help="stop and checkpoint after N iterations")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     for name, kind in _OVERRIDES.items():
@@ -665,10 +743,18 @@ def config_from_arguments(args) -> TrainConfig:
 
 
 def run_from_arguments(args) -> int:
-    """The body of `dino-course train`: exit status 0 when done, 3 when interrupted, 2 on a problem."""
+    """The body of `dino-course train`: exit status 0 when done, 3 when interrupted, 2 on a problem.
+
+    Bad input (a setting, the output folder, the data, a checkpoint) raises a `ValueError` (a
+    `SettingError` names the flag) or an `OSError`; `dino-course` prints it as one line and exits 2.
+    """
     from dino_course.grading.reference_switch import reference_lessons
 
-    config = config_from_arguments(args)
+    try:
+        config = config_from_arguments(args)
+        prepare_output_folder(args.output)
+    except SettingError as error:  # named as the user typed it; `dino-course` prints the one line (exit 2)
+        raise SettingError(flag_of(error.setting), error.value, error.expected) from error
     switched = reference_lessons()
     if not args.quiet:
         which = "the reference for every lesson" if switched == "all" else (
@@ -681,9 +767,8 @@ def run_from_arguments(args) -> int:
     except ExerciseNotStarted as error:
         print(not_started_message(error))
         return 2
-    except CheckpointError as error:
-        print(f"dino-course train: {error}")
-        return 2
+    except SettingError as error:  # a setting that does not fit the data
+        raise SettingError(flag_of(error.setting), error.value, error.expected) from error
     except KeyboardInterrupt:  # during start-up or evaluation: no half-written file, nothing new to save
         print("dino-course train: interrupted outside a training step; the last saved checkpoint (if any) is intact")
         return 3

@@ -61,8 +61,14 @@ class ViTConfig:
     def __post_init__(self) -> None:
         for name in ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ViTConfig.{name} must be a positive int, got {value!r}")
+        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) or not 0 < self.mlp_ratio < math.inf:
+            raise ValueError(f"ViTConfig.mlp_ratio must be a finite number > 0, got {self.mlp_ratio!r}")
+        if not isinstance(self.qkv_bias, bool):
+            raise ValueError(f"ViTConfig.qkv_bias must be True or False, got {self.qkv_bias!r}")
+        if isinstance(self.layernorm_eps, bool) or not isinstance(self.layernorm_eps, (int, float)) or not 0 < self.layernorm_eps < math.inf:
+            raise ValueError(f"ViTConfig.layernorm_eps must be a finite number > 0, got {self.layernorm_eps!r}")
         if self.embed_dim % self.num_heads:
             raise ValueError(
                 f"ViTConfig.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 
 from dino_course.data.sample_images import SAMPLE_PHOTOS, sample_photo
+from dino_course.widgets.slider_values import slider_start
 
 __all__ = ["CropExplorer", "fired_augmentations", "recipe_caption"]
 
@@ -90,6 +91,9 @@ class CropExplorer:
             raise ValueError(f"photo must be one of {SAMPLE_PHOTOS}, got {photo!r}")
         if sizes not in PRESET_SIZES:
             raise ValueError(f"sizes must be one of {list(PRESET_SIZES)}, got {sizes!r}")
+        slider_start("n_local_crops", n_local_crops, 0, 10, integer=True)
+        if seed is not None:
+            slider_start("seed", seed, 0, 99, integer=True)
         style = {"description_width": "110px"}
         layout = w.Layout(width="420px")
         self.global_scale = w.FloatRangeSlider(value=(0.4, 1.0), min=0.01, max=1.0, step=0.01, description="global scale", style=style, layout=layout)

@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from dino_course.widgets.slider_values import checkbox_start, slider_start
+
 __all__ = [
     "toy_teacher_logits",
     "simulate_centering",
@@ -146,6 +148,10 @@ class CenteringExplorer(_Explorer):
     def __init__(self, bias: float = 1.0, momentum: float = 0.9, teacher_temp: float = 0.04, use_centering: bool = True) -> None:
         import ipywidgets as w
 
+        slider_start("bias", bias, 0.0, 1.5)
+        slider_start("momentum", momentum, 0.0, 0.99)
+        slider_start("teacher_temp", teacher_temp, 10**-2.5, 10**0.5)
+        checkbox_start("use_centering", use_centering)
         style = {"description_width": "120px"}
         self.bias = w.FloatSlider(value=bias, min=0.0, max=1.5, step=0.05, description="shared bias", style=style)
         self.momentum = w.FloatSlider(value=momentum, min=0.0, max=0.99, step=0.01, description="center momentum m", style=style)
@@ -219,6 +225,12 @@ class TemperatureExplorer(_Explorer):
     def __init__(self, teacher_temp: float = 0.04, student_temp: float = 0.1, k: int = 16, seed: int = 0) -> None:
         import ipywidgets as w
 
+        slider_start("teacher_temp", teacher_temp, 10**-2.5, 10.0)
+        slider_start("student_temp", student_temp, 10**-2.5, 10.0)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ValueError(f"k must be an integer >= 2 (the number of outputs), got {k!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         style = {"description_width": "90px"}
         self.logits = toy_teacher_logits(1, k, bias=0.0, generator=torch.Generator().manual_seed(seed))
         self.teacher_temp = w.FloatLogSlider(value=teacher_temp, base=10, min=-2.5, max=1, step=0.05, description="teacher τ_t", style=style)

@@ -102,6 +102,16 @@ def test_bad_input_is_refused_with_a_clear_message(store):
     assert not store.path.exists(), "a refused save must not write anything"
 
 
+@pytest.mark.parametrize(
+    "arguments, words",
+    [(dict(path=""), "path must be a file path"), (dict(path=3), "path must be a file path .*, got 3$"),
+     (dict(path="p.json", report="print"), "report must be a function")],
+)
+def test_a_bad_store_setting_is_refused_when_made(arguments, words):
+    with pytest.raises(ValueError, match=words):
+        ProgressStore(**arguments)
+
+
 def test_location_rule(monkeypatch, tmp_path):
     monkeypatch.delenv(PROGRESS_ENV_VAR, raising=False)
     monkeypatch.setenv("DINO_COURSE_REFERENCE", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 
@@ -32,3 +33,15 @@ def test_demo_training_runs_and_is_deterministic():
     assert len(first) == 3 and all(math.isfinite(r["loss"]) for r in first)
     assert [r["loss"] for r in first] == [r["loss"] for r in second]
     assert first[0]["lr"] == 0.0  # the warm-up starts at 0
+
+
+@pytest.mark.parametrize(
+    "field, value", [("steps", 0), ("steps_per_epoch", True), ("batch_size", -1), ("teacher_temp", 0.0),
+                     ("use_bn_in_head", "no"), ("num_heads", 3), ("local_scale", (0.5, 0.1))],
+)
+def test_a_bad_demo_setting_is_refused_naming_it(field, value):
+    from dino_course.job.demo import DemoConfig
+    from dino_course.job.settings import SettingError
+
+    with pytest.raises(SettingError, match=rf"^{field} must be .*, got {value!r}$".replace("(", r"\(").replace(")", r"\)")):
+        DemoConfig(**{field: value})

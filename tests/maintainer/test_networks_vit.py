@@ -88,3 +88,13 @@ def test_bad_input_is_named():
         model(torch.randn(3, 32, 32))
     with pytest.raises(ValueError, match="multiples of the patch size"):
         model(torch.randn(1, 3, 30, 30))
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("depth", True), ("patch_size", 16.0), ("num_heads", 0), ("mlp_ratio", float("nan")), ("mlp_ratio", 0),
+     ("qkv_bias", "no"), ("qkv_bias", 1), ("layernorm_eps", -1e-6), ("layernorm_eps", float("inf"))],
+)
+def test_a_bad_config_field_is_refused_naming_it_and_its_value(field, value):
+    with pytest.raises(ValueError, match=rf"^ViTConfig\.{field} must be .*, got {value!r}$"):
+        ViTConfig(**{field: value})

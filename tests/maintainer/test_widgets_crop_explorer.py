@@ -181,3 +181,17 @@ def test_widget_figures_are_not_left_open_in_pyplot():
     CropExplorer(seed=0)
     CenteringExplorer()
     assert plt.get_fignums() == [], "a widget's figure must not be registered with pyplot"
+
+
+@pytest.mark.parametrize(
+    "argument, value, expected",
+    [("n_local_crops", 50, r"an integer in \[0, 10\]"), ("n_local_crops", -1, r"an integer in \[0, 10\]"),
+     ("n_local_crops", 2.5, r"an integer in \[0, 10\]"), ("seed", 100, r"an integer in \[0, 99\]"),
+     ("seed", True, r"an integer in \[0, 99\]")],
+)
+def test_a_start_outside_a_slider_is_refused_not_clamped(argument, value, expected):
+    """ipywidgets would clamp `n_local_crops=50` to 10 and show 10 crops without a word."""
+    from dino_course.widgets.crop_explorer import CropExplorer
+
+    with pytest.raises(ValueError, match=rf"^{argument} must be {expected} \(the slider's range\), got {value!r}$"):
+        CropExplorer(**{argument: value})

@@ -61,3 +61,26 @@ def test_widgets_redraw_on_value_changes_without_a_browser():
     temperatures.teacher_temp.value = 5.0
     assert float(temperatures.result["entropy"][0]) > sharp
     assert "entropy" in temperatures.status.value
+
+
+def test_a_start_outside_a_slider_is_refused_not_clamped():
+    """ipywidgets would clamp each of these to its slider's end and show another setting than asked."""
+    import pytest
+
+    from dino_course.widgets.loss_explorer import CenteringExplorer, TemperatureExplorer
+
+    refused = [
+        (CenteringExplorer, "bias", 5.0, r"a number in \[0, 1.5\]"),
+        (CenteringExplorer, "momentum", 0.999, r"a number in \[0, 0.99\]"),
+        (CenteringExplorer, "teacher_temp", 0.0, r"a number in \[0.00316228, 3.16228\]"),
+        (CenteringExplorer, "teacher_temp", float("nan"), r"a number in \[0.00316228, 3.16228\]"),
+        (TemperatureExplorer, "student_temp", 50.0, r"a number in \[0.00316228, 10\]"),
+    ]
+    for explorer, argument, value, expected in refused:
+        with pytest.raises(ValueError, match=rf"^{argument} must be {expected} \(the slider's range\), got {value!r}$"):
+            explorer(**{argument: value})
+    with pytest.raises(ValueError, match=r"^use_centering must be True or False, got 'no'$"):
+        CenteringExplorer(use_centering="no")
+    for argument, value in [("k", 1), ("k", 4.0), ("seed", -1)]:
+        with pytest.raises(ValueError, match=rf"^{argument} must be an integer >= \d"):
+            TemperatureExplorer(**{argument: value})
