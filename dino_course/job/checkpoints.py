@@ -1,6 +1,7 @@
 """Checkpoints of the train job: everything needed to continue a run exactly where it stopped.
 
-A checkpoint is one file (`checkpoint.pt` in the output folder) holding a plain dict:
+A checkpoint is one file (`checkpoint.pt` in the output folder) holding a plain dict, written
+only between complete iterations (never with a step half-applied; see `dino_course.job.train`):
 
     format        CHECKPOINT_FORMAT, to recognise the file and its layout
     config        the run's TrainConfig as a dict (so `--resume` can refuse a different run)
@@ -11,7 +12,8 @@ A checkpoint is one file (`checkpoint.pt` in the output folder) holding a plain 
     iteration     global iterations done (the schedules' position)
     epoch         epochs completed
     rng           torch's global CPU RNG state (the batch generator is reseeded per iteration
-                  from the config's seed, so it needs no state of its own)
+                  from the config's seed, so it needs no state of its own; no step draws from
+                  a CUDA generator: the ViT has no dropout or drop-path)
     metrics       the history so far (losses, k-NN accuracies, collapse statistics)
 
 It is written atomically (`dino_course.files.safe_files`), so a crash or Ctrl-C during the write

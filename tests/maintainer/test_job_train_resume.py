@@ -231,6 +231,20 @@ def test_a_non_finite_step_stops_the_run_and_keeps_the_last_complete_checkpoint(
     assert_same_run(tmp_path, uninterrupted)
 
 
+def test_the_gradient_guard_names_a_non_finite_gradient_and_accepts_large_finite_ones():
+    from dino_course.job.train import NonFiniteGradientError, _refuse_non_finite_gradients
+
+    layer = torch.nn.Linear(64, 64)
+    optimizer = torch.optim.AdamW(layer.parameters())
+    guard = _refuse_non_finite_gradients(layer)
+    layer.weight.grad = torch.full_like(layer.weight, 1e37)  # its sum overflows; every value is finite
+    layer.bias.grad = torch.zeros_like(layer.bias)
+    guard(optimizer, (), {})
+    layer.bias.grad[3] = float("nan")
+    with pytest.raises(NonFiniteGradientError, match=r"1 student parameter\(s\) hold NaN or inf \(bias\)"):
+        guard(optimizer, (), {})
+
+
 def test_the_cli_reports_a_non_finite_step_in_one_line(monkeypatch, capsys, tmp_path):
     import argparse
 

@@ -66,3 +66,23 @@ def test_finite_calls_are_unchanged(criterion):
     loss = criterion(student, teacher, 1)
     assert torch.equal(loss, dino_loss(student, teacher, center, criterion.teacher_temp(1)))
     assert torch.equal(criterion.center, update_center(center, teacher, criterion.center_momentum))
+
+
+def test_an_updated_center_that_is_not_finite_is_put_back(criterion, monkeypatch):
+    """Finite logits whose mean overflows (float32 accumulation, e.g. on a GPU) give a non-finite center."""
+    import dino_course.loss as loss_module
+    from dino_course.loss import NonFiniteValueError
+
+    monkeypatch.setattr(loss_module, "update_center", lambda center, teacher, momentum: torch.full_like(center, float("inf")))
+    center = criterion.center.clone()
+    with pytest.raises(NonFiniteValueError, match="the updated center holds 0 NaN and 8 infinite"):
+        criterion(*outputs(), 0)
+    assert torch.equal(criterion.center, center)
+
+
+def test_large_finite_outputs_whose_sum_overflows_are_accepted(criterion):
+    """The quick test (a finite sum) falls back to checking value by value: no false alarm."""
+    student, teacher = (torch.full_like(tensor, 1e37) for tensor in outputs())
+    assert not torch.isfinite(student.sum())  # 64 × 1e37 overflows float32
+    loss = criterion(student, teacher, 0)
+    assert bool(torch.isfinite(loss)) and bool(torch.isfinite(criterion.center).all())
