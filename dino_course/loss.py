@@ -18,6 +18,12 @@ cross-entropy is averaged over the B images; the loss is the mean over pairs (th
 "average of averages"). After the loss, the center moves towards the raw teacher logits
 (Lesson 4.1). No gradient flows into the teacher: the teacher follows by EMA (Lesson 3.1).
 
+Course addition, named here: `DINOLoss` refuses non-finite values (`NonFiniteValueError`, given
+code around the exercise). A NaN or infinite network output raises before the forward runs, and a
+non-finite loss (or updated center) puts the center back as it was before raising, so one bad batch can no longer
+turn the center into NaN for good. The original checks `math.isfinite(loss.item())` in its train
+loop only after the loss's forward has already updated the center.
+
 Layout (shape vocabulary in `dino_course/__init__.py`): outputs are crop-major, rows
 `v*B … v*B + B − 1` are view v, global views first.
 
@@ -122,6 +128,55 @@ def dino_loss(
     raise ExerciseNotStarted("4.3", "dino_loss")
 
 
+class NonFiniteValueError(FloatingPointError):
+    """A NaN or infinite tensor reached `DINOLoss` (its message names which); the center was left as it was."""
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every value of `tensor` is finite. A finite sum proves it (a NaN or ±inf makes the sum NaN or ±inf),
+    at a tenth of `isfinite(...).all()`'s cost; only when the sum is not finite (which large finite values can
+    also give, by overflow) are the values checked one by one."""
+    values = tensor.detach()
+    return bool(torch.isfinite(values.sum())) or bool(torch.isfinite(values).all())
+
+
+def _describe_non_finite(tensor: torch.Tensor) -> str:
+    values = tensor.detach()
+    return f"{int(torch.isnan(values).sum())} NaN and {int(torch.isinf(values).sum())} infinite values of {values.numel()}"
+
+
+def _refuse_non_finite_outputs(criterion: "DINOLoss", args: tuple, kwargs: dict) -> None:
+    """Given code (a forward pre-hook of `DINOLoss`): a NaN or infinite output never reaches the center."""
+    names = ("student_output", "teacher_output")
+    values = list(args[:2]) + [kwargs.get(name) for name in names[len(args[:2]) :]]
+    for name, value in zip(names, values):
+        if isinstance(value, torch.Tensor) and not _all_finite(value):
+            raise NonFiniteValueError(
+                f"DINOLoss: {name} holds {_describe_non_finite(value)}; the center was not updated. A network output "
+                "turns NaN/inf when training diverges: lower the learning rate, or check the batch for NaN pixels."
+            )
+    criterion._center_before_call = criterion.center.detach().clone()
+
+
+def _restore_center_after_a_non_finite_loss(criterion: "DINOLoss", args: tuple, output) -> None:
+    """Given code (a forward hook of `DINOLoss`): after a non-finite loss or center, the center is put back and it raises."""
+    before, criterion._center_before_call = criterion._center_before_call, None
+    bad = "the loss" if isinstance(output, torch.Tensor) and not _all_finite(output) else None
+    if bad is None and not _all_finite(criterion.center):  # finite logits whose mean overflows
+        bad = "the updated center"
+    if bad is None:
+        return
+    values = _describe_non_finite(output if bad == "the loss" else criterion.center)
+    if before is not None:
+        with torch.no_grad():
+            criterion.center.copy_(before)
+    raise NonFiniteValueError(
+        f"DINOLoss: {bad} holds {values} although both outputs are finite; the center was put back as it was before "
+        "this call. Logits so large that dividing them by the temperature (or averaging them) overflows give this: "
+        "lower the learning rate."
+    )
+
+
 class DINOLoss(nn.Module):
     """The DINO loss as a module that owns its state: the running center and the τ_t schedule.
 
@@ -142,6 +197,14 @@ class DINOLoss(nn.Module):
         n_global_views: how many leading views are global (2).
 
     `center` is a buffer, so `state_dict()` checkpoints it.
+
+    Calling it refuses non-finite values (course addition; the original checks only the loss, in its
+    train loop, after the center has moved): a NaN or infinite `student_output` or `teacher_output`
+    raises `NonFiniteValueError` before `forward` runs, and a non-finite loss or updated center
+    raises it after the center has been put back, so the center never takes in a non-finite value.
+
+    Raises:
+        NonFiniteValueError: a non-finite output or loss; the message names which tensor.
     """
 
     def __init__(
@@ -182,6 +245,10 @@ class DINOLoss(nn.Module):
                 warmup_teacher_temp, teacher_temp, min(warmup_teacher_temp_epochs, epochs), epochs
             ),
         )
+        # Given code around the exercise: no non-finite value ever reaches the center (see the class docstring).
+        self._center_before_call = None
+        self.register_forward_pre_hook(_refuse_non_finite_outputs, with_kwargs=True)
+        self.register_forward_hook(_restore_center_after_a_non_finite_loss)
 
     def teacher_temp(self, epoch: int) -> float:
         """τ_t of `epoch` (0-based)."""

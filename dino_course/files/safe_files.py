@@ -11,6 +11,7 @@ owner-only ones, so that an instructor can read a class's runs in a shared folde
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 import time
@@ -33,6 +34,38 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+# `tempfile.mkstemp`'s names: the prefix and suffix `atomic_write_bytes` gives, around 8 characters drawn
+# from lower-case letters, digits and "_" (CPython's `tempfile._RandomNameSequence`).
+_TEMPORARY_MIDDLE = re.compile(r"[a-z0-9_]{8}")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed `atomic_write_bytes(path, ...)` left beside `path`.
+
+    A write stopped by an exception removes its own temporary file; one killed outright
+    (SIGKILL, power loss) leaves `.<name>.<8 random characters>.tmp` behind. Only names of
+    exactly that form are removed, never `path` itself or anything else in the folder. Call it
+    when no other process is writing `path` (the train job does, on its main process, before
+    its first checkpoint). Returns the removed files.
+    """
+    path = Path(path)
+    prefix, suffix = f".{path.name}.", ".tmp"
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except FileNotFoundError:
+        return removed
+    for candidate in candidates:
+        name = candidate.name
+        if not (name.startswith(prefix) and name.endswith(suffix)):
+            continue
+        if not _TEMPORARY_MIDDLE.fullmatch(name[len(prefix) : len(name) - len(suffix)]) or not candidate.is_file():
+            continue
+        candidate.unlink(missing_ok=True)
+        removed.append(candidate)
+    return removed
 
 
 def _mode_for(path: Path) -> int:

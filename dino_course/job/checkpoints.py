@@ -1,6 +1,7 @@
 """Checkpoints of the train job: everything needed to continue a run exactly where it stopped.
 
-A checkpoint is one file (`checkpoint.pt` in the output folder) holding a plain dict:
+A checkpoint is one file (`checkpoint.pt` in the output folder) holding a plain dict, written
+only between complete iterations (never with a step half-applied; see `dino_course.job.train`):
 
     format        CHECKPOINT_FORMAT, to recognise the file and its layout
     config        the run's TrainConfig as a dict (so `--resume` can refuse a different run)
@@ -11,11 +12,13 @@ A checkpoint is one file (`checkpoint.pt` in the output folder) holding a plain 
     iteration     global iterations done (the schedules' position)
     epoch         epochs completed
     rng           torch's global CPU RNG state (the batch generator is reseeded per iteration
-                  from the config's seed, so it needs no state of its own)
+                  from the config's seed, so it needs no state of its own; no step draws from
+                  a CUDA generator: the ViT has no dropout or drop-path)
     metrics       the history so far (losses, k-NN accuracies, collapse statistics)
 
 It is written atomically (`dino_course.files.safe_files`), so a crash or Ctrl-C during the write
-leaves the previous checkpoint intact, and loaded with `torch.load(..., weights_only=True)`,
+leaves the previous checkpoint intact (a write killed outright leaves a `.checkpoint.pt.*.tmp`
+file, which the next `save_checkpoint` into the folder and the start of a run remove), and loaded with `torch.load(..., weights_only=True)`,
 which refuses anything but tensors and plain containers: a checkpoint cannot run code.
 """
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from dino_course.files.safe_files import atomic_write_bytes
+from dino_course.files.safe_files import atomic_write_bytes, remove_stale_temporaries
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 
@@ -39,10 +42,15 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write `state` (a dict with `REQUIRED_KEYS` except `format`) to `path` atomically."""
+    """Write `state` (a dict with `REQUIRED_KEYS` except `format`) to `path` atomically.
+
+    Temporary files of earlier writes of `path` that were killed before they finished are
+    removed first (`remove_stale_temporaries`): only the main process writes a checkpoint.
+    """
     missing = [key for key in REQUIRED_KEYS if key != "format" and key not in state]
     if missing:
         raise ValueError(f"state is missing the checkpoint entries {missing}")
+    remove_stale_temporaries(path)
     buffer = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
     return atomic_write_bytes(path, buffer.getvalue())

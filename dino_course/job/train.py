@@ -16,6 +16,20 @@ Output folder (`--output`, default `runs/dino`):
 
 The default preset `cpu-digits` and every way it departs from the paper are documented in
 `PRESETS` below; `dino-course train --help` prints them too.
+
+Interruptions and non-finite values (course additions; the original saves every epoch, and exits
+when the loss is not finite, after the loss has moved the center):
+  - Ctrl-C finishes the iteration under way (its step, and the epoch's evaluation and checkpoint
+    if it ends one), saves a checkpoint and stops; `--resume` then gives bit for bit the run that
+    was never interrupted. A second Ctrl-C stops at once without saving.
+  - Anything else that stops an iteration half-way (a KeyboardInterrupt not sent as a signal to the
+    main thread, a crash, a non-finite value) saves nothing of it: checkpoint.pt keeps the last
+    complete state (written after the random-init evaluation, after every epoch, and when stopped).
+  - A non-finite value stops the run before it reaches any state: `DINOLoss` refuses NaN/inf
+    network outputs and losses before its center moves (Lesson 4.3's given code), `train_step`
+    a non-finite loss before backward (4.4), and the job a non-finite gradient before the
+    optimiser steps (`NonFiniteGradientError`). Each message names the tensor.
+  - Temporary files of checkpoint or metrics writes killed outright are removed when a run starts.
 """
 
 from __future__ import annotations
@@ -24,6 +38,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +54,7 @@ from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_c
 from dino_course.job.settings import SettingError, check_settings
 from dino_course.job.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
 from dino_course.grading import ExerciseNotStarted
-from dino_course.files.safe_files import atomic_write_text
+from dino_course.files.safe_files import atomic_write_text, remove_stale_temporaries
 from dino_course.networks.vit import VIT_SMALL_16, ViTConfig, VisionTransformer
 
 # The hyper-parameters' defaults, each from the lesson that teaches it (the one place it is defined,
@@ -415,6 +431,87 @@ def raw_pixel_knn(data: ImageSet, config: TrainConfig, parts: _Parts) -> float:
     return round(top1, 2)
 
 
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient held NaN or inf when the optimiser was about to step; no weight was changed."""
+
+
+def _refuse_non_finite_gradients(student: torch.nn.Module):
+    """An optimiser step pre-hook: a NaN or infinite gradient raises before AdamW changes any weight.
+
+    The loss can be finite while its backward overflows; per-tensor clipping keeps a NaN a NaN
+    (coef = clip / (NaN + 1e-6) is NaN, and NaN < 1 is False).
+    """
+    names = {id(parameter): name for name, parameter in student.named_parameters()}
+
+    def hook(optimizer, args, kwargs) -> None:
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not parameters:
+            return
+        # A finite sum of the gradients' sums proves every value finite (NaN and ±inf propagate into sums), at a
+        # tenth of the cost of isfinite(...).all() per tensor; only a non-finite sum (which overflowing large
+        # finite values also give) is checked value by value.
+        if bool(torch.isfinite(torch.stack([p.grad.detach().sum().float() for p in parameters]).sum())):
+            return
+        bad = [names.get(id(p), "a parameter") for p in parameters if not bool(torch.isfinite(p.grad).all())]
+        if not bad:
+            return
+        raise NonFiniteGradientError(
+            f"the gradients of {len(bad)} student parameter(s) hold NaN or inf ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}) although the loss was finite; the optimiser did not step. "
+            "Lower the learning rate (--lr) or the gradient clip."
+        )
+
+    return hook
+
+
+class _DeferredInterrupt:
+    """While active, Ctrl-C (SIGINT) is noted in `requested` instead of raising in the middle of a step.
+
+    The job looks at `requested` between iterations, saves and stops. A second Ctrl-C raises
+    KeyboardInterrupt at once (the iteration under way is then not saved). Signals reach only the
+    main thread: elsewhere, or when SIGINT is ignored (a background job), nothing is installed.
+    The previous handler is restored on exit.
+    """
+
+    NOTICE = b"\nCtrl-C: finishing this iteration, then saving a checkpoint (Ctrl-C again: stop at once, without saving)\n"
+
+    def __init__(self, announce: bool) -> None:
+        self.announce = announce
+        self.requested = False
+        self._previous = None
+        self._installed = False
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            if self._previous is not signal.SIG_IGN:
+                signal.signal(signal.SIGINT, self._note)
+                self._installed = True
+        return self
+
+    def _note(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.announce:
+            os.write(2, self.NOTICE)  # os.write, not print: safe inside a signal handler
+
+    def __exit__(self, *exc_info) -> bool:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
+        return False
+
+
+def _on_any_process(flag: bool, env: Environment) -> bool:
+    """Whether `flag` is set on any process (one all-reduce per call with several processes), so
+    that every process stops after the same iteration."""
+    if not env.distributed:
+        return flag
+    tensor = torch.tensor([1.0 if flag else 0.0], device=env.device)
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 def _batch_generator(config: TrainConfig, it: int) -> torch.Generator:
     # One generator per iteration, seeded from the run's seed: the batch of iteration `it` is
     # the same on every process and after a resume, with no generator state to save.
@@ -499,6 +596,12 @@ def run_training(
         CheckpointError: `resume` with a missing or damaged checkpoint.
         SettingError: `output_dir` cannot be written (checked before any data loads), or a setting
             does not fit the data (checked once it is loaded, before the model is built).
+        FloatingPointError: a non-finite network output, loss or gradient (the message names
+            which); nothing of that iteration was saved.
+        KeyboardInterrupt: a second Ctrl-C, or one raised inside an iteration other than as a
+            signal to the main thread; nothing of that iteration was saved.
+        In every case checkpoint.pt keeps the last complete state, and metrics.json agrees with it.
+        (A first Ctrl-C finishes the iteration, saves, and returns with `interrupted` set.)
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -554,6 +657,10 @@ def run_training(
             step_model = model
 
         def checkpoint(iteration: int) -> None:
+            """Save the state after `iteration` complete iterations: the next resume point."""
+            now = time.perf_counter()  # training time so far, evaluations excluded (they reset the clock)
+            metrics["train_seconds"] = round(metrics["train_seconds"] + now - clock["started"], 2)
+            clock["started"] = now
             if env.is_main:
                 save_checkpoint(checkpoint_path, {
                     "config": config.to_dict(), "student": model.student.state_dict(),
@@ -561,79 +668,112 @@ def run_training(
                     "optimizer": optimizer.state_dict(), "iteration": iteration,
                     "epoch": iteration // steps_per_epoch, "rng": torch.get_rng_state(), "metrics": metrics,
                 })
+            saved["iteration"], saved["metrics"] = iteration, json.dumps(metrics, indent=1)
 
         def run_evaluation(epoch: int) -> None:
             if not env.is_main:
                 return
             result = {"epoch": epoch, **evaluate(model, criterion, data, config, parts, epoch)}
             initial = metrics["evaluations"][0] if metrics["evaluations"] else None
+            new_warnings = [] if initial is None else CollapseWarnings().check(result, initial)
+            # recorded together, once evaluate has finished: an interrupted evaluation leaves no trace
             metrics["evaluations"].append(result)
-            if initial is None:
-                return  # the statistics of a random network are the baseline, not a verdict
-            for warning in CollapseWarnings().check(result, initial):
-                metrics["warnings"].append({"epoch": epoch, "warning": warning})
+            metrics["warnings"].extend({"epoch": epoch, "warning": warning} for warning in new_warnings)
+            for warning in new_warnings:  # (the statistics of a random network are the baseline, not a verdict)
                 _log(env, quiet, warning)
 
         total = config.epochs * steps_per_epoch
-        if env.is_main and loss_ignores_center(parts.loss.dino_loss, config.output_dim):
-            if not any(entry["warning"] == CENTER_IGNORED for entry in metrics["warnings"]):  # once, also on resume
-                metrics["warnings"].append({"epoch": start_it // steps_per_epoch, "warning": CENTER_IGNORED})
-            _log(env, quiet, CENTER_IGNORED)
-        if start_it == 0 and env.is_main:
-            metrics["raw_pixel_knn_top1"] = raw_pixel_knn(data, config, parts)
-            run_evaluation(0)
-            _log(env, quiet, f"{data!r}; k-NN top-1 at random init {metrics['evaluations'][0]['knn_top1']:.1f} % "
-                 f"(raw pixels: {metrics['raw_pixel_knn_top1']:.1f} %)")
+        clock = {"started": time.perf_counter()}
+        saved = {"iteration": start_it if resume else None, "metrics": json.dumps(metrics, indent=1) if resume else None}
+        if env.is_main:
+            for name in ("checkpoint.pt", "metrics.json"):
+                remove_stale_temporaries(output_dir / name)  # left by a write killed outright in an earlier run
+        guard_gradients = optimizer.register_step_pre_hook(_refuse_non_finite_gradients(model.student))
         bar = None
-        if progress and env.is_main and not quiet:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, initial=start_it, desc="dino", unit="it", dynamic_ncols=True)
         interrupted = False
         it = start_it
-        started = time.perf_counter()
+        # From here every change of the state happens in a unit that either completes or is never saved:
+        # a Ctrl-C is only noted (`_DeferredInterrupt`) and acted on between units, by saving a checkpoint
+        # and stopping; any exception inside a unit (a second Ctrl-C, a KeyboardInterrupt raised from
+        # elsewhere, a crash, a non-finite step) writes nothing, and checkpoint.pt keeps the last
+        # complete state, where --resume continues exactly.
+        unit = "the start of the run"
         try:
-            while it < total:
-                if stop_after is not None and it >= stop_after:
-                    interrupted = True
-                    break
-                epoch = it // steps_per_epoch
-                order = _epoch_order(config, epoch, n_train)
-                position = it % steps_per_epoch
-                indices = order[position * config.batch_size : (position + 1) * config.batch_size]
-                views = augment.views_of_batch(data.train_images[indices], _batch_generator(config, it), shard)
-                views = [view.to(env.device) for view in views]
-                step = parts.training.train_step(
-                    step_model, criterion, optimizer, views, it, epoch, schedules,
-                    clip_grad=config.clip_grad, freeze_last_layer=config.freeze_last_layer,
-                )
-                loss = average_across_processes(step["loss"])
-                metrics["iterations"].append({
-                    "it": it, "epoch": epoch, "loss": loss, "lr": step["lr"],
-                    "weight_decay": step["weight_decay"], "momentum": step["momentum"],
-                })
-                it += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.3f}", epoch=epoch)
-                if it % steps_per_epoch == 0:
-                    finished = it // steps_per_epoch
-                    if finished % config.eval_every == 0 or it == total:
-                        metrics["train_seconds"] += time.perf_counter() - started
-                        run_evaluation(finished)
-                        started = time.perf_counter()
-                        if bar is not None and metrics["evaluations"]:
-                            bar.write(f"epoch {finished}: loss {loss:.3f}, held-out k-NN top-1 {metrics['evaluations'][-1]['knn_top1']:.1f} %")
+            with _DeferredInterrupt(announce=env.is_main and not quiet) as interrupt:
+                if env.is_main and loss_ignores_center(parts.loss.dino_loss, config.output_dim):
+                    if not any(entry["warning"] == CENTER_IGNORED for entry in metrics["warnings"]):  # once, also on resume
+                        metrics["warnings"].append({"epoch": start_it // steps_per_epoch, "warning": CENTER_IGNORED})
+                    _log(env, quiet, CENTER_IGNORED)
+                if not metrics["evaluations"] and env.is_main:  # not yet recorded, also when resuming (not `start_it == 0`)
+                    unit = "the evaluation at random init"
+                    metrics["raw_pixel_knn_top1"] = raw_pixel_knn(data, config, parts)
+                    run_evaluation(0)
+                    _log(env, quiet, f"{data!r}; k-NN top-1 at random init {metrics['evaluations'][0]['knn_top1']:.1f} % "
+                         f"(raw pixels: {metrics['raw_pixel_knn_top1']:.1f} %)")
+                clock["started"] = time.perf_counter()
+                if saved["iteration"] is None:
+                    unit = "the first checkpoint"
+                    checkpoint(start_it)  # a resume point before the first step
+                if progress and env.is_main and not quiet:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(total=total, initial=start_it, desc="dino", unit="it", dynamic_ncols=True)
+                while it < total:
+                    if (stop_after is not None and it >= stop_after) or _on_any_process(interrupt.requested, env):
+                        interrupted = True
+                        break
+                    unit = f"iteration {it}"
+                    epoch = it // steps_per_epoch
+                    order = _epoch_order(config, epoch, n_train)
+                    position = it % steps_per_epoch
+                    indices = order[position * config.batch_size : (position + 1) * config.batch_size]
+                    views = augment.views_of_batch(data.train_images[indices], _batch_generator(config, it), shard)
+                    views = [view.to(env.device) for view in views]
+                    step = parts.training.train_step(
+                        step_model, criterion, optimizer, views, it, epoch, schedules,
+                        clip_grad=config.clip_grad, freeze_last_layer=config.freeze_last_layer,
+                    )
+                    loss = average_across_processes(step["loss"])
+                    metrics["iterations"].append({
+                        "it": it, "epoch": epoch, "loss": loss, "lr": step["lr"],
+                        "weight_decay": step["weight_decay"], "momentum": step["momentum"],
+                    })
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{loss:.3f}", epoch=epoch)
+                    if (it + 1) % steps_per_epoch == 0:
+                        finished = (it + 1) // steps_per_epoch
+                        if finished % config.eval_every == 0 or it + 1 == total:
+                            unit = f"iteration {it} (the evaluation after epoch {finished})"
+                            metrics["train_seconds"] += time.perf_counter() - clock["started"]
+                            run_evaluation(finished)
+                            clock["started"] = time.perf_counter()
+                            if bar is not None and metrics["evaluations"]:
+                                bar.write(f"epoch {finished}: loss {loss:.3f}, held-out k-NN top-1 {metrics['evaluations'][-1]['knn_top1']:.1f} %")
+                        unit = f"iteration {it} (the checkpoint after epoch {finished})"
+                        checkpoint(it + 1)
+                    it += 1
+                unit = "the checkpoint of the interrupted run"
+                if interrupted and saved["iteration"] != it:
                     checkpoint(it)
-        except KeyboardInterrupt:
-            interrupted = True
+        except BaseException as error:
+            # `unit` did not finish: its state may be half-applied (a step without its EMA update, a center
+            # moved by a batch that was never learnt from), so none of it is saved. metrics.json is written
+            # from the last checkpoint, so that the two agree.
+            if env.is_main and saved["metrics"] is not None:
+                atomic_write_text(output_dir / "metrics.json", saved["metrics"])
+            if not isinstance(error, ExerciseNotStarted):
+                where = (f"{checkpoint_path} holds iteration {saved['iteration']}: --resume continues from there"
+                         if saved["iteration"] is not None else "no checkpoint was saved")
+                _log(env, quiet, f"stopped inside {unit} ({type(error).__name__}); nothing of it was saved; {where}")
+            raise
         finally:
+            guard_gradients.remove()
             if bar is not None:
                 bar.close()
-        metrics["train_seconds"] = round(metrics["train_seconds"] + time.perf_counter() - started, 2)
         if interrupted:
-            checkpoint(it)
             _log(env, quiet, f"stopped at iteration {it} of {total}: saved {checkpoint_path}; continue with --resume")
+        metrics["train_seconds"] = round(metrics["train_seconds"] + time.perf_counter() - clock["started"], 2)
         if env.is_main:
             atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=1))
             if figures and not interrupted:
@@ -769,9 +909,12 @@ def run_from_arguments(args) -> int:
         return 2
     except SettingError as error:  # a setting that does not fit the data
         raise SettingError(flag_of(error.setting), error.value, error.expected) from error
-    except KeyboardInterrupt:  # during start-up or evaluation: no half-written file, nothing new to save
-        print("dino-course train: interrupted outside a training step; the last saved checkpoint (if any) is intact")
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during start-up: nothing half-done was saved
+        print("dino-course train: interrupted; the last complete checkpoint (if any) is intact")
         return 3
+    except FloatingPointError as error:  # a non-finite value: the run's own line said where it can resume
+        print(f"dino-course train: stopped: {error}")
+        return 2
     if result.interrupted:
         return 3
     if not args.quiet and result.metrics["evaluations"]:
