@@ -45,9 +45,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
@@ -80,7 +82,8 @@ def time_steps(step, steps: int) -> list[float]:
 def count_flops(step) -> int:
     """FLOPs of one call of `step`, attention included.
 
-    `FlopCounterMode` counts matmuls and convolutions; on a CPU it does not know the fused
+    `FlopCounterMode` counts matmuls and convolutions; it does not know the oneDNN linear that the
+    course's ViT runs on x86 CPUs (counted here as its matmul), and on a CPU it does not know the fused
     attention kernel that `F.scaled_dot_product_attention` runs, so that kernel is counted here as
     the matmuls an explicit attention does: Q K^T and P V forward (PyTorch's `sdpa_flop_count`),
     four of the same size backward (not `sdpa_backward_flop_count`, which adds the fused kernel's
@@ -96,7 +99,12 @@ def count_flops(step) -> int:
     def backward_flops(grad_out, query, key, value, *args, **kwargs) -> int:
         return 2 * flop_counter.sdpa_flop_count(query, key, value)
 
+    def onednn_linear_flops(rows, weight, *args, **kwargs) -> int:  # the ViT's oneDNN linear (networks/vit.py)
+        return 2 * math.prod(rows[:-1]) * rows[-1] * weight[0]
+
     mapping = {}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        mapping[torch.ops.mkldnn._linear_pointwise] = onednn_linear_flops
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
         mapping[aten._scaled_dot_product_flash_attention_for_cpu] = forward_flops
         mapping[aten._scaled_dot_product_flash_attention_for_cpu_backward] = backward_flops
@@ -196,6 +204,7 @@ def report(args: argparse.Namespace, sides: list[str], threads: int) -> None:
 def main() -> None:
     args = parse_arguments()
     if args.only is None:
+        sys.stdout.reconfigure(line_buffering=True)  # each table as soon as it is measured
         sides = ["course"] + (["original"] if args.original_dir else []) + ["lightly"]
         if not args.original_dir:
             from original_dino import HOW_TO_GET_IT
