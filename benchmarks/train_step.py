@@ -137,6 +137,14 @@ def parse_arguments() -> argparse.Namespace:
     for name in ("steps", "batch_size", "check_steps"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.original_dir:
+        from pathlib import Path
+
+        missing = [f"{m}.py" for m in ("utils", "vision_transformer", "main_dino") if not (Path(args.original_dir) / f"{m}.py").is_file()]
+        if missing:
+            parser.error(f"--original-dir {args.original_dir!r} lacks {', '.join(missing)}: expected a checkout of facebookresearch/dino")
+    if args.rounds <= 0 and args.paired_steps <= 0:
+        parser.error("nothing to time: --rounds and --paired-steps are both 0")
     if any(t < 0 for t in args.threads):
         parser.error(f"--threads must be >= 0, got {args.threads}")
     return args
