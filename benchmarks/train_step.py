@@ -1,40 +1,55 @@
-"""Benchmark: the course's full DINO training step against the same step built from `lightly`.
+"""Benchmark: the course's full DINO training step against the original DINO code and `lightly`'s.
 
     pip install -e .[bench]          # lightly, only for this benchmark
-    DINO_COURSE_REFERENCE=all python benchmarks/train_step.py [--preset cpu-digits] [--steps 10] [--threads 2]
+    DINO_COURSE_REFERENCE=all python benchmarks/train_step.py [--preset cpu-digits] [--threads 1 2] \\
+        [--original-dir ../shared/reference-code/dino-7c446df] [--vit-s16]
 
-Both steps use the same ViT backbone (same weights), the same head sizes and the same views
+All steps use the same ViT backbone (same weights), the same head sizes and the same views
 (2 global + n local crops, drawn once by the course's multi-crop data path), and do the same
 work: teacher forward on the global views, student forward on all views, DINO loss with
 centering, backward, per-tensor gradient clipping (3.0), last-layer freeze, AdamW step, EMA.
 
-  course:  CompleteDINOModel (3.3) + DINOLoss (4.3) + train_step (4.4) with the reference code
-  lightly: lightly.models.modules.DINOProjectionHead, lightly.loss.DINOLoss,
-           lightly.models.utils.update_momentum, each view through the student separately
-           (as lightly's DINO example does), clipping/freeze written the same way.
+  course:   CompleteDINOModel (3.3) + DINOLoss (4.3) + train_step (4.4) with the reference code
+  original: facebookresearch/dino's modules imported unchanged from `--original-dir`
+            (`original_dino.py`: its ViT, DINOHead, MultiCropWrapper, DINOLoss, clip_gradients,
+            cancel_gradients_last_layer, get_params_groups, in train_one_epoch's order); the same
+            weights (state-dict keys match); without `--original-dir` the column is skipped
+  lightly:  lightly.models.modules.DINOProjectionHead, lightly.loss.DINOLoss,
+            lightly.models.utils.update_momentum, each view through the student separately
+            (as lightly's DINO example does), clipping/freeze written the same way.
+
+`--vit-s16` times ViT-S/16 (the `paper` preset's network and head, K = 65536) on 2 x 224 + 2 x 96 px
+crops of a small batch (`--batch-size`, default 8) instead of a preset's.
+
+Before timing, the course's and the original's steps run `--check-steps` iterations from the same
+state on the same views and schedules, and their losses must agree (`--loss-tolerance`).
 
 The augmentations are timed separately: the course's `MultiCropAugmentation.views_of_batch`
 on a uint8 batch vs
 `lightly.transforms.DINOTransform` per PIL image, at the same crop sizes.
 
 Timed twice: in alternating rounds, each side in its own fresh process (so that its peak
-memory is its own), and paired: both steps in one process, alternating step by step, which
-compares them under the same machine conditions (on a shared machine, how fast a fresh process
-runs varies by 10-20 % from one process to the next, more than the two steps differ).
+memory is its own), and paired: all steps in one process, alternating step by step in ABBA
+order (course, original, lightly, then the reverse), which compares them under the same machine
+conditions (on a shared machine, how fast a fresh process runs varies by 10-20 % from one process
+to the next, more than the steps differ). Each is done at every thread count of `--threads`.
 
 Reported per step: median seconds, images/s (source images per second), peak memory (the
 process's max RSS growth on CPU, `torch.cuda.max_memory_allocated` on GPU), and the share of
 the machine's measured float32 matmul FLOP/s (a large square matmul) that the step reaches,
-with the step's FLOPs counted by `torch.utils.flop_counter.FlopCounterMode`.
+with the step's FLOPs counted by `torch.utils.flop_counter.FlopCounterMode` (attention included:
+the course's `scaled_dot_product_attention` is counted as its two matmuls, see `count_flops`).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
@@ -65,78 +80,158 @@ def time_steps(step, steps: int) -> list[float]:
 
 
 def count_flops(step) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOPs of one call of `step`, attention included.
 
-    counter = FlopCounterMode(display=False)
+    `FlopCounterMode` counts matmuls and convolutions; it does not know the oneDNN linear that the
+    course's ViT runs on x86 CPUs (counted here as its matmul), and on a CPU it does not know the fused
+    attention kernel that `F.scaled_dot_product_attention` runs, so that kernel is counted here as
+    the matmuls an explicit attention does: Q K^T and P V forward (PyTorch's `sdpa_flop_count`),
+    four of the same size backward (not `sdpa_backward_flop_count`, which adds the fused kernel's
+    recomputation of Q K^T), so that the course's and the original's counts compare.
+    """
+    from torch.utils import flop_counter
+
+    aten = torch.ops.aten
+
+    def forward_flops(query, key, value, *args, **kwargs) -> int:  # shapes (FlopCounterMode passes them)
+        return flop_counter.sdpa_flop_count(query, key, value)
+
+    def backward_flops(grad_out, query, key, value, *args, **kwargs) -> int:
+        return 2 * flop_counter.sdpa_flop_count(query, key, value)
+
+    def onednn_linear_flops(rows, weight, *args, **kwargs) -> int:  # the ViT's oneDNN linear (networks/vit.py)
+        return 2 * math.prod(rows[:-1]) * rows[-1] * weight[0]
+
+    mapping = {}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        mapping[torch.ops.mkldnn._linear_pointwise] = onednn_linear_flops
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu] = forward_flops
+        mapping[aten._scaled_dot_product_flash_attention_for_cpu_backward] = backward_flops
+    counter = flop_counter.FlopCounterMode(display=False, custom_mapping=mapping)
     with counter:
         step(0)
     return counter.get_total_flops()
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu-digits")
+    parser.add_argument("--vit-s16", action="store_true",
+                        help="ViT-S/16 and the paper's head on 2 x 224 + 2 x 96 px crops instead of the preset")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per step with --vit-s16 (default 8)")
+    parser.add_argument("--original-dir", help="a checkout of facebookresearch/dino (e.g. ../shared/reference-code/dino-7c446df)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (default 3)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[0], help="torch threads; several: each in turn (0: default)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (default 3; 0 skips)")
     parser.add_argument("--paired-steps", type=int, default=40,
                         help="steps of each side timed alternately in one process (default 40; 0 skips)")
-    parser.add_argument("--only", choices=["course", "lightly", "paired"], help=argparse.SUPPRESS)
+    parser.add_argument("--check-steps", type=int, default=5,
+                        help="iterations over which the course's and the original's losses must agree (default 5)")
+    parser.add_argument("--loss-tolerance", type=float, default=1e-4,
+                        help="largest |course - original| loss difference accepted (default 1e-4: float32 rounding "
+                             "through a few AdamW steps; tests/dino_v1_golden.README.md: 1e-5 over 4 steps of a tiny model)")
+    parser.add_argument("--only", choices=["course", "original", "lightly", "paired"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.only is None:  # each step in its own process, so that peak memory is its own
-        import json
-        import subprocess
-        import sys
+    for name in ("steps", "batch_size", "check_steps"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.original_dir:
+        from pathlib import Path
 
-        # rounds alternate the two sides, so that a busy spell or a clock change hits both alike
-        rounds: dict[str, list[dict]] = {"course": [], "lightly": []}
-        for _ in range(args.rounds):
-            for name in rounds:
-                out = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], capture_output=True, text=True)
-                if out.returncode:
-                    raise SystemExit(f"the {name} benchmark failed:\n{out.stderr[-2000:]}")
-                rounds[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        missing = [f"{m}.py" for m in ("utils", "vision_transformer", "main_dino") if not (Path(args.original_dir) / f"{m}.py").is_file()]
+        if missing:
+            parser.error(f"--original-dir {args.original_dir!r} lacks {', '.join(missing)}: expected a checkout of facebookresearch/dino")
+    if args.rounds <= 0 and args.paired_steps <= 0:
+        parser.error("nothing to time: --rounds and --paired-steps are both 0")
+    if any(t < 0 for t in args.threads):
+        parser.error(f"--threads must be >= 0, got {args.threads}")
+    return args
 
-        def median_of(name: str, key: str) -> float:
-            return statistics.median(row[key] for row in rounds[name])
 
-        paired = None
-        if args.paired_steps:
-            command = [sys.executable, __file__, *sys.argv[1:], "--only", "paired"]
-            out = subprocess.run(command, capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"the paired benchmark failed:\n{out.stderr[-2000:]}")
-            paired = json.loads(out.stdout.strip().splitlines()[-1])
+def run_worker(argv: list[str], what: str, threads: int) -> dict:
+    import json
+    import subprocess
+    import sys
 
-        info = rounds["course"][0]
-        print(f"preset {args.preset}: batch {info['batch']}, {info['views']} views ({info['sizes']} px), torch threads {info['threads']}, "
-              f"{args.rounds} alternating rounds of {args.steps} timed steps (medians over rounds below)")
-        print(f"measured float32 matmul (1024 x 1024): {median_of('course', 'matmul') / 1e9:.1f} GFLOP/s")
+    out = subprocess.run([sys.executable, __file__, *argv, "--only", what, "--threads", str(threads)], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"the {what} benchmark failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(args: argparse.Namespace, sides: list[str], threads: int) -> None:
+    """Drive one thread count: rounds of fresh processes per side, then the paired run; print the table."""
+    import sys
+
+    argv = sys.argv[1:]
+    # rounds alternate the sides, so that a busy spell or a clock change hits all alike
+    rounds: dict[str, list[dict]] = {name: [] for name in sides}
+    for _ in range(args.rounds):
+        for name in sides:
+            rounds[name].append(run_worker(argv, name, threads))
+    paired = run_worker(argv, "paired", threads) if args.paired_steps else None
+    load = os.getloadavg()[0]
+
+    def median_of(name: str, key: str) -> float:
+        return statistics.median(row[key] for row in rounds[name])
+
+    info = rounds["course"][0] if args.rounds else paired["info"]
+    print(f"\n{info['label']}: batch {info['batch']}, {info['views']} views ({info['sizes']} px), torch threads {info['threads']}; "
+          f"load average {load:.1f} after the run")
+    if paired and "check" in paired:
+        check = paired["check"]
+        print(f"losses over {len(check['course'])} steps from the same state: course " + ", ".join(f"{v:.6f}" for v in check["course"])
+              + f"; largest |course - original| {check['max_difference']:.2e}")
+    if args.rounds:
+        print(f"{args.rounds} alternating rounds of {args.steps} timed steps, each side in its own process (medians over rounds); "
+              f"measured float32 matmul (1024 x 1024): {median_of('course', 'matmul') / 1e9:.1f} GFLOP/s")
         print("| step | s/step (median) | images/s | peak memory growth (MB) | GFLOP per step | share of matmul FLOP/s |")
         print("| --- | --- | --- | --- | --- | --- |")
-        for name in rounds:
+        for name in sides:
             print(f"| {name} | {median_of(name, 'seconds'):.3f} | {median_of(name, 'rate'):.0f} | {median_of(name, 'memory'):.0f} | "
-                  f"{median_of(name, 'flops') / 1e9:.1f} | {100 * median_of(name, 'share'):.0f} % |")
-        ratios = [l["seconds"] / c["seconds"] for c, l in zip(rounds["course"], rounds["lightly"])]
-        print("lightly s/step / course s/step, per round: " + ", ".join(f"{r:.2f}" for r in ratios))
-        if paired:
-            course_times, lightly_times = paired["course"], paired["lightly"]
-            ratios = sorted(l / c for c, l in zip(course_times, lightly_times))
-            quartiles = statistics.quantiles(ratios, n=4)
-            print(f"paired, one process, the two steps alternating ({len(ratios)} pairs): course "
-                  f"{statistics.median(course_times):.3f} s/step, "
-                  f"lightly {statistics.median(lightly_times):.3f} s/step; "
-                  f"lightly / course per pair: median {statistics.median(ratios):.2f} "
-                  f"(quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f})")
-        print(f"augmentation of one batch: course views_of_batch {median_of('course', 'augment'):.3f} s, "
-              f"lightly DINOTransform (per PIL image) {median_of('lightly', 'augment'):.3f} s")
-        return
-    import json
-    if args.threads:
-        torch.set_num_threads(args.threads)
+                  f"{median_of(name, 'flops') / 1e9:.2f} | {100 * median_of(name, 'share'):.0f} % |")
+        print(f"augmentation of one batch: course views_of_batch {median_of('course', 'augment'):.3f} s"
+              + (f", lightly DINOTransform (per PIL image) {median_of('lightly', 'augment'):.3f} s" if "lightly" in sides else ""))
+    if paired:
+        times = paired["times"]
+        print(f"paired, one process, the steps alternating in ABBA order ({args.paired_steps} rounds after {args.warmup} warm-up steps each; "
+              f"matmul {paired['matmul'] / 1e9:.1f} GFLOP/s, {paired['flops'] / 1e9:.2f} GFLOP per course step):")
+        print("| step | s/step median (quartiles) | its time / course's per round: median (quartiles) | share of matmul FLOP/s |")
+        print("| --- | --- | --- | --- |")
+        for name in sides:
+            quartiles = statistics.quantiles(times[name], n=4)
+            ratios = [other / course for other, course in zip(times[name], times["course"])]
+            ratio_quartiles = statistics.quantiles(ratios, n=4)
+            print(f"| {name} | {statistics.median(times[name]):.4f} ({quartiles[0]:.4f}-{quartiles[2]:.4f}) | "
+                  f"{statistics.median(ratios):.2f} ({ratio_quartiles[0]:.2f}-{ratio_quartiles[2]:.2f}) | "
+                  f"{100 * paired['flops'] / statistics.median(times[name]) / paired['matmul']:.0f} % |")
 
-    from lightly.transforms import DINOTransform
+
+def main() -> None:
+    args = parse_arguments()
+    if args.only is None:
+        sys.stdout.reconfigure(line_buffering=True)  # each table as soon as it is measured
+        sides = ["course"] + (["original"] if args.original_dir else []) + ["lightly"]
+        if not args.original_dir:
+            from original_dino import HOW_TO_GET_IT
+
+            print(f"(no original column: {HOW_TO_GET_IT})")
+        for threads in args.threads:
+            report(args, sides, threads)
+        return
+    worker(args)
+
+
+def worker(args: argparse.Namespace) -> None:
+    import dataclasses
+    import json
+
+    threads = args.threads[-1]
+    if threads:
+        torch.set_num_threads(threads)
+
     from lightly_dino import LightlyDINO
 
     from dino_course import loss as course_loss
@@ -144,57 +239,94 @@ def main() -> None:
     from dino_course.data.datasets import load_digits
     from dino_course.job.train import PRESETS, _Parts, build_augmentation, build_model
 
-    config = PRESETS[args.preset]
+    if args.vit_s16:  # the paper's network and head; 2 local crops and a small batch, so that a CPU step takes seconds
+        config = dataclasses.replace(PRESETS["paper"], image_size=224, n_local=2, batch_size=args.batch_size)
+        label = f"ViT-S/16, head K {config.output_dim}"
+    else:
+        config = PRESETS[args.preset]
+        label = f"preset {args.preset}"
     parts = _Parts()
     data = load_digits(config.image_size)
     images = data.train_images[: config.batch_size]
     augment = build_augmentation(config)
     views = augment.views_of_batch(images, torch.Generator().manual_seed(0))
-    total_iterations = max(args.steps, args.paired_steps) + args.warmup + 1
+    total_iterations = max(args.steps, args.paired_steps) + args.warmup + args.check_steps + 1
+    info = {"label": label, "batch": config.batch_size, "views": len(views), "sizes": f"{config.global_size}/{config.local_size}",
+            "threads": torch.get_num_threads()}
 
     # ---- the course's step
     model = build_model(config, parts, total_iterations)
-    criterion = course_loss.DINOLoss(config.output_dim, epochs=2, warmup_teacher_temp_epochs=0)
+    criterion_epochs = 2  # the teacher temperature is constant (no warm-up) on every side
+    criterion = course_loss.DINOLoss(config.output_dim, epochs=criterion_epochs, warmup_teacher_temp=config.teacher_temp,
+                                     teacher_temp=config.teacher_temp, warmup_teacher_temp_epochs=0,
+                                     student_temp=config.student_temp, center_momentum=config.center_momentum)
     optimizer = torch.optim.AdamW(training.parameter_groups(model.student))
     schedules = training.TrainingSchedules.create(config.epochs, total_iterations, config.batch_size, base_lr=config.base_lr,
                                                   warmup_epochs=0)
+    steps = {}
 
-    def course_step(i: int) -> None:
-        training.train_step(model, criterion, optimizer, views, i, 0, schedules, clip_grad=config.clip_grad, freeze_last_layer=1)
+    def course_step(i: int) -> float:
+        return training.train_step(model, criterion, optimizer, views, i, 0, schedules, clip_grad=config.clip_grad,
+                                   freeze_last_layer=config.freeze_last_layer)["loss"]
+
+    steps["course"] = course_step
+
+    # ---- the original's step (same weights), when its code is given
+    if args.original_dir and args.only in ("original", "paired"):
+        from original_dino import OriginalDINO, import_original
+
+        no_warmup = dataclasses.replace(config, warmup_teacher_temp=config.teacher_temp, warmup_teacher_temp_epochs=0)
+        original = OriginalDINO(import_original(args.original_dir), model, no_warmup, criterion_epochs)
+
+        def original_step(i: int) -> float:
+            return original.step(views, i, 0, schedules, model.momentum_schedule).item()
+
+        steps["original"] = original_step
 
     # ---- the same step from lightly's components (same backbone weights)
-    lightly = LightlyDINO(copy.deepcopy(model.student.backbone), config)
+    if args.only in ("lightly", "paired"):
+        lightly = LightlyDINO(copy.deepcopy(model.student.backbone), config)
 
-    def lightly_step(i: int) -> None:
-        lightly.step(views, i, 0, schedules, model.momentum_schedule)
+        def lightly_step(i: int) -> float:
+            return lightly.step(views, i, 0, schedules, model.momentum_schedule).item()
+
+        steps["lightly"] = lightly_step
 
     if args.only == "paired":
-        # Both steps in one process, alternating (course-lightly, then lightly-course), so that
-        # a busy spell of a shared machine slows both sides of a pair alike; the per-process
-        # rounds above also see how each process happens to be placed, which varies by 10-20 %.
-        time_steps(course_step, args.warmup)
-        time_steps(lightly_step, args.warmup)
-        times: dict[str, list[float]] = {"course": [], "lightly": []}
+        result = {"info": info}
+        if "original" in steps:  # same state, views and schedules: the losses must agree
+            losses = {name: [steps[name](i) for i in range(args.check_steps)] for name in ("course", "original")}
+            difference = max(abs(a - b) for a, b in zip(losses["course"], losses["original"]))
+            if not difference <= args.loss_tolerance:
+                raise SystemExit(f"the course's and the original's losses differ by {difference:.3g} (> --loss-tolerance "
+                                 f"{args.loss_tolerance:g}): course {losses['course']}, original {losses['original']}")
+            result["check"] = {**losses, "max_difference": difference}
+        first = args.check_steps
+        result["matmul"] = matmul_flops_per_second()
+        result["flops"] = count_flops(lambda i: course_step(first))
+        # All steps in one process, alternating in ABBA order (course, original, lightly, then the
+        # reverse), so that a busy spell of a shared machine slows every side of a round alike.
+        for name in steps:
+            time_steps(lambda i: steps[name](first + i), args.warmup)
+        times: dict[str, list[float]] = {name: [] for name in steps}
         for i in range(args.paired_steps):
-            order = ("course", "lightly") if i % 2 == 0 else ("lightly", "course")
+            order = list(steps) if i % 2 == 0 else list(reversed(steps))
             for name in order:
                 start = time.perf_counter()
-                (course_step if name == "course" else lightly_step)(args.warmup + i)
+                steps[name](first + args.warmup + i)
                 times[name].append(time.perf_counter() - start)
-        print(json.dumps(times))
+        result["times"] = times
+        print(json.dumps(result))
         return
-    step = course_step if args.only == "course" else lightly_step
+    step = steps[args.only]
     flops_per_second = matmul_flops_per_second()
     before = peak_rss_mb()
     flops = count_flops(step)
     time_steps(step, args.warmup)
     seconds = statistics.median(time_steps(step, args.steps))
     memory = peak_rss_mb() - before
-    if args.only == "course":
-        start = time.perf_counter()
-        augment.views_of_batch(images, torch.Generator().manual_seed(1))
-        augment_seconds = time.perf_counter() - start
-    else:
+    if args.only == "lightly":
+        from lightly.transforms import DINOTransform
         from PIL import Image
 
         transform = DINOTransform(global_crop_size=config.global_size, local_crop_size=config.local_size,
@@ -204,11 +336,13 @@ def main() -> None:
         for image in pil:
             transform(image)
         augment_seconds = time.perf_counter() - start
+    else:
+        start = time.perf_counter()
+        augment.views_of_batch(images, torch.Generator().manual_seed(1))
+        augment_seconds = time.perf_counter() - start
     print(json.dumps({
         "seconds": seconds, "rate": config.batch_size / seconds, "memory": memory, "flops": flops,
-        "share": flops / seconds / flops_per_second, "matmul": flops_per_second, "augment": augment_seconds,
-        "batch": config.batch_size, "views": len(views), "sizes": f"{config.global_size}/{config.local_size}",
-        "threads": torch.get_num_threads(),
+        "share": flops / seconds / flops_per_second, "matmul": flops_per_second, "augment": augment_seconds, **info,
     }))
 
 

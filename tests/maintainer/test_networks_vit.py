@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from dino_course.networks import vit
 from dino_course.networks.vit import TINY_CPU, VIT_SMALL_16, ViTConfig, VisionTransformer, interpolate_pos_embed, vit_small, vit_tiny_cpu
 
 pytestmark = pytest.mark.maintainer
@@ -98,3 +99,36 @@ def test_bad_input_is_named():
 def test_a_bad_config_field_is_refused_naming_it_and_its_value(field, value):
     with pytest.raises(ValueError, match=rf"^ViTConfig\.{field} must be .*, got {value!r}$"):
         ViTConfig(**{field: value})
+
+
+@pytest.mark.skipif(vit._ONEDNN_LINEAR is None, reason="the oneDNN linear path is used on x86 CPUs with oneDNN only")
+def test_onednn_linear_equals_f_linear_to_float32_rounding(monkeypatch):
+    """The blocks' oneDNN linear (a speed change) gives F.linear's output and gradients up to rounding.
+
+    Bound: a float32 dot product of k terms differs from the exact one by at most k·eps·Σ|a_i b_i|
+    (the standard γ_k bound), so two orders of summation differ by at most twice that.
+    """
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(96, 384)
+    x = torch.randn(4, 17, 96, requires_grad=True)
+    grad_out = torch.randn(4, 17, 384)
+    results = {}
+    for fast in (True, False):
+        monkeypatch.setattr(vit, "FAST_CPU_LINEAR", fast)
+        layer.zero_grad()
+        x.grad = None
+        out = vit.linear(layer, x)
+        assert (out.grad_fn.name() == "_OneDNNLinearBackward") == fast  # the path taken is the one asked for
+        out.backward(grad_out)
+        results[fast] = (out.detach(), x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone())
+    eps = torch.finfo(torch.float32).eps
+    w, xs, g = layer.weight.detach().abs(), x.detach().abs().reshape(-1, 96), grad_out.abs().reshape(-1, 384)
+    bounds = (
+        2 * 96 * eps * (xs @ w.T + layer.bias.detach().abs()).reshape(4, 17, 384),  # output
+        2 * 384 * eps * (g @ w).reshape(4, 17, 96),  # input gradient
+        2 * 68 * eps * (g.T @ xs),  # weight gradient (68 rows)
+        2 * 68 * eps * g.sum(0),  # bias gradient
+    )
+    for name, fast, plain, bound in zip(("output", "input grad", "weight grad", "bias grad"), results[True], results[False], bounds):
+        excess = ((fast - plain).abs() - bound).max().item()
+        assert excess <= 0, f"{name}: the oneDNN linear differs from F.linear by more than float32 rounding ({excess:.3g} over)"
