@@ -87,8 +87,6 @@ SKILLS: tuple[Skill, ...] = (
             "3.3/dimension_spread",
             "3.3/effective_rank",
             "3.3/prediction_entropies",
-            "4.4/gradient_norms_by_layer",
-            "4.5/pca_project",
         ),
     ),
     Skill(
