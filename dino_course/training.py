@@ -26,7 +26,8 @@ and exits the process), and `autocast_dtype=torch.bfloat16` runs forward and los
 `torch.autocast` (the original uses float16 with a gradient scaler on GPUs; bfloat16 has
 float32's range and needs no scaler). Defaults are fp32, as the golden numbers.
 
-Exercises: parameter_groups, clip_gradients, TrainingSchedules.create, apply_schedules, train_step
+Exercises: parameter_groups, clip_gradients, gradient_norms_by_layer, TrainingSchedules.create, apply_schedules,
+train_step
 """
 
 from __future__ import annotations
@@ -135,6 +136,48 @@ def clip_gradients(model: nn.Module, clip: float) -> list[float]:
     if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0:
         raise ValueError(f"clip must be a positive number, got {clip!r}")
     raise ExerciseNotStarted("4.4", "clip_gradients")
+
+
+def gradient_group(name: str) -> str:
+    """The layer a parameter belongs to, for `gradient_norms_by_layer`: its name's first two components,
+    three for a transformer block (`backbone.blocks.3.attn.qkv.weight` → `backbone.blocks.3`)."""
+    parts = name.split(".")
+    return ".".join(parts[:3] if len(parts) > 2 and parts[1] == "blocks" else parts[:2])
+
+
+def gradient_norms_by_layer(model: nn.Module) -> dict[str, float]:
+    """Exercise 4.4 · where the gradient goes: the L2 norm of the gradient of each layer.
+
+    Call it after `backward()`. Group the parameters by `gradient_group(name)`, the first two
+    components of the parameter's name, or three in a transformer block: for the student
+    `MultiCropNetwork` the groups are `backbone.cls_token`, `backbone.pos_embed`,
+    `backbone.patch_embed`, `backbone.blocks.0`, `backbone.blocks.1`, …, `backbone.norm`,
+    `head.mlp` and `head.last_layer`. A group's norm is the L2 norm of all its gradients
+    together, as if they were one long vector:
+
+        ‖g_group‖₂ = sqrt( Σ_{p in group} ‖grad_p‖₂² )
+
+    so it is the root of the sum of the squares of the per-parameter norms `clip_gradients`
+    returns (measure before clipping to see the gradient backward produced). A parameter
+    whose `.grad` is None received no gradient (the teacher's, a frozen `requires_grad=False`
+    one, the last layer while `cancel_last_layer_gradients` drops it): skip it, and leave out a
+    group none of whose parameters has a gradient. A model before any `backward()`, or the
+    teacher, gives `{}`. Leave the gradients as they are.
+
+    Args:
+        model: a module after `backward()`, e.g. `model.student` or `model.teacher`.
+
+    Returns:
+        `{group: norm}` with Python floats, groups in the order of `model.named_parameters()`.
+
+    Example:
+        >>> layer = nn.Linear(2, 1)
+        >>> layer.weight.grad = torch.tensor([[3.0, 0.0]])
+        >>> layer.bias.grad = torch.tensor([4.0])
+        >>> gradient_norms_by_layer(nn.ModuleDict({"head": nn.Sequential(layer)}))  # one group: head.0
+        {'head.0': 5.0}
+    """
+    raise ExerciseNotStarted("4.4", "gradient_norms_by_layer")
 
 
 # --------------------------------------------------------------------------------------------

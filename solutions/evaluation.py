@@ -19,8 +19,12 @@ into 100 chunks of `floor(n_test / 100)` samples, so with fewer than 100 test sa
 size is 0 and it fails (Python's `range` rejects a step of 0). The course's classifier processes
 the test set in chunks of a fixed number of samples and works for any size.
 
+3. **The feature space, seen in 2-D** (a course addition, not in the paper). Projecting the
+   CLS features onto their two principal directions (PCA) and colouring each point by its
+   class shows the clusters DINO formed without ever seeing a label.
+
 Exercises (each marked in its docstring):
-    knn_classify, knn_accuracy, cls_attention_maps, attention_mass_mask
+    knn_classify, knn_accuracy, cls_attention_maps, attention_mass_mask, pca_project
 """
 
 from __future__ import annotations
@@ -290,4 +294,68 @@ def attention_mass_mask(maps: torch.Tensor, mass: float = ATTENTION_MASS) -> tor
     keep_sorted = mass_above < mass
     keep = torch.empty_like(keep_sorted).scatter_(-1, order, keep_sorted)  # back to patch order
     return keep.view(maps.shape)
+    # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------
+# Feature space in two dimensions
+# --------------------------------------------------------------------------------------------
+
+
+def check_pca_inputs(features: torch.Tensor, n_components: int) -> None:
+    """Raise `ValueError` naming the argument when `pca_project`'s inputs do not fit."""
+    if not isinstance(features, torch.Tensor) or features.dim() != 2 or not features.is_floating_point():
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise ValueError(f"features must be a float tensor of shape (N, D), got {shape}")
+    if features.shape[0] < 2:
+        raise ValueError(f"features must have at least 2 rows (N >= 2) for a variance, got N = {features.shape[0]}")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features holds NaN or infinite values: the network that made them has diverged")
+    largest = min(features.shape)
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or not 1 <= n_components <= largest:
+        raise ValueError(f"n_components must be an int between 1 and min(N, D) = {largest}, got {n_components!r}")
+
+
+def pca_project(features: torch.Tensor, n_components: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exercise 4.5 · principal component analysis: the features' coordinates along their top directions.
+
+    Centre the features (subtract the mean row μ), then take the singular value decomposition
+    of the centred matrix. Its right singular vectors (the columns of V) are the principal
+    directions, ordered by singular value s_1 ≥ s_2 ≥ …; the variance along direction j is
+    s_j² / (N − 1):
+
+        X̃ = X − 1 μᵀ,     X̃ = U S Vᵀ (`torch.linalg.svd(X̃, full_matrices=False)` returns U, s, Vᵀ),
+        Z = X̃ V[:, :k]   (= U[:, :k] · diag(s_1..s_k)),     ratio_j = s_j² / Σ_i s_i²
+
+    Each direction is defined only up to its sign (v and −v span the same line), so any sign
+    per component is correct. Do not rescale the features or their columns: PCA looks at the
+    variance the features have. Leave `features` unchanged.
+
+    Args:
+        features: `(N, D)` float features, e.g. the CLS features of `extract_features`; N ≥ 2.
+        n_components: k, the number of directions to keep, in [1, min(N, D)].
+
+    Returns:
+        `(projected, explained_variance_ratio)`: `(N, k)` coordinates, largest variance first,
+        and `(k,)` the share of the total variance each direction holds (each in [0, 1],
+        descending, summing to at most 1), both torch tensors of `features`' dtype.
+
+    Raises:
+        ValueError: `features` not a finite float `(N, D)` tensor with N ≥ 2, or `n_components`
+            outside [1, min(N, D)].
+
+    Example:
+        >>> points = torch.tensor([[0.0, 1.0], [4.0, 1.0], [2.0, 2.0], [2.0, 0.0]])
+        >>> projected, ratio = pca_project(points, n_components=1)
+        >>> projected.abs().flatten(), ratio
+        (tensor([2., 2., 0., 0.]), tensor([0.8000]))
+    """
+    check_pca_inputs(features, n_components)
+    # BEGIN SOLUTION
+    centred = features - features.mean(dim=0, keepdim=True)  # (N, D); a new tensor, the input is untouched
+    _, singular_values, vh = torch.linalg.svd(centred, full_matrices=False)  # vh: (min(N, D), D), rows = directions
+    directions = vh[:n_components]  # (k, D), largest singular value first
+    projected = centred @ directions.T  # (N, k)
+    variance = singular_values.square()
+    return projected, variance[:n_components] / variance.sum()
     # END SOLUTION

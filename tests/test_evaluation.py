@@ -29,6 +29,7 @@ intermediates and the reference all pass. The bounds (eps = 2^-23 ≈ 1.19e-7):
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -832,3 +833,273 @@ def test_attention_mass_mask_rejects_bad_input():
     expect_raises(ValueError, hint, ev.attention_mass_mask, maps, 1.5)
     expect_raises(ValueError, hint, ev.attention_mass_mask, maps, 0.0)
     expect_raises(ValueError, hint, ev.attention_mass_mask, torch.rand(5), 0.5)
+
+
+# ----------------------------------------------------------------------------- pca_project
+#
+# Truth: the float64 SVD of the centred features. Each principal direction is defined up to its sign,
+# so the learner's columns are compared after flipping each to agree with the truth's. Tolerance
+# (pca_tolerances), with eps the machine epsilon of the features' dtype and ‖X‖_F their Frobenius norm:
+# - a backward-stable SVD (or the mean's rounding when centring) perturbs the matrix by at most
+#   ΔX = (N + D)·eps·‖X‖_F; by Weyl a singular value moves by ≤ ΔX and by Davis–Kahan direction j turns
+#   by ≤ ΔX / gap_j, gap_j the distance of s_j to its nearest neighbour among the singular values;
+# - the covariance route (`eigh` of X̃ᵀX̃) rounds X̃ᵀX̃ by (N + D)·eps·s_1², so direction j turns by
+#   ≤ that / gap²_j, gap²_j the same distance between the squares;
+# - a coordinate z_ij = x̃_i · v_j then moves by ≤ ‖x̃_i‖·(angle_j + D·eps) ≤ s_1·(angle_j + D·eps);
+# - ratio_j = s_j² / Σ s²: each s_j² moves by ≤ 2·s_1·ΔX, or by (N + D)·eps·s_1² for eigh; the total by
+#   D times that, so |Δratio_j| ≤ (2·s_1·ΔX + (N + D)·eps·s_1²)·(D + 1) / Σ s².
+# The data have well separated singular values, so the bounds stay far below what every mistake changes.
+
+
+def pca64(features, k, *, centre=True, coordinates="projection", prepare=None):
+    """(projected, ratio) in float64 from the definition; the keywords make the usual mistakes."""
+    x = features.double()
+    if prepare == "rows":
+        x = F.normalize(x, dim=1)
+    elif prepare == "columns":
+        x = (x - x.mean(0)) / x.std(0)
+    if centre:
+        x = x - x.mean(dim=0, keepdim=True)
+    u, s, vh = torch.linalg.svd(x, full_matrices=False)
+    if coordinates == "projection":
+        projected = x @ vh[:k].T
+    elif coordinates == "u":
+        projected = u[:, :k]
+    else:  # "vh columns": Vᵀ read as V
+        projected = x @ vh[:, :k]
+    return projected, s[:k].square() / s.square().sum()
+
+
+def order_mistake(projected, features, k):
+    """A hint when the columns' lengths ‖z_j‖ (= s_j for the right directions) show the wrong directions or order.
+    Read from the lengths, not the coordinates: the directions of the smallest variance are the noise's, which no
+    two implementations need agree on."""
+    s = torch.linalg.svdvals(features.double() - features.double().mean(0))
+    lengths = projected.double().norm(dim=0)
+    if k > 1 and torch.allclose(lengths, s[:k].flip(0), rtol=1e-3, atol=0.0):
+        return "the components are in reverse order: the direction of largest variance comes first"
+    if bool((lengths < s[k - 1] * (1 - 1e-3)).all()) and (k == 1 or bool((lengths[1:] >= lengths[:-1]).all())):
+        return (
+            "the directions of *smallest* variance come out: keep the largest singular values (eigh sorts ascending, "
+            "so flip its order)"
+        )
+    return None
+
+
+PCA_MISTAKES = [
+    (dict(centre=False), "the features are not centred: subtract the mean row (features.mean(dim=0)) first"),
+    (
+        dict(coordinates="vh columns"),
+        "the directions are the columns of Vᵀ: torch.linalg.svd returns Vᵀ (vh), whose *rows* are the principal "
+        "directions, so project onto vh[:k].T (or take V = vh.T and its first k columns)",
+    ),
+    (
+        dict(coordinates="u"),
+        "the coordinates are U's columns, unscaled: the projection is X̃ V[:, :k] = U[:, :k]·diag(s_1..s_k)",
+    ),
+    (
+        dict(prepare="rows"),
+        "the features were L2-normalised first: PCA takes them as they are (only centred), with no rescaling",
+    ),
+    (
+        dict(prepare="columns"),
+        "each column was scaled to unit variance: PCA takes the features as they are (only centred), with no "
+        "rescaling",
+    ),
+]
+
+
+def low_rank_features(seed, n, dim, scales, offset=3.0, noise=0.01, dtype=torch.float32):
+    """N points with variance along len(scales) random orthogonal directions (scales, descending), plus
+    a little isotropic noise and a mean far from 0."""
+    generator = torch.Generator().manual_seed(seed)
+    basis, _ = torch.linalg.qr(torch.randn(dim, len(scales), generator=generator, dtype=torch.float64))
+    latent = torch.randn(n, len(scales), generator=generator, dtype=torch.float64)
+    latent = (latent - latent.mean(0)) / latent.std(0) * torch.tensor(scales, dtype=torch.float64)
+    features = latent @ basis.T + noise * torch.randn(n, dim, generator=generator, dtype=torch.float64)
+    return (features + offset * torch.randn(dim, generator=generator, dtype=torch.float64)).to(dtype)
+
+
+def pca_tolerances(features, k):
+    """(per-component coordinate atol (k,), ratio atol): see the bound above."""
+    eps = torch.finfo(features.dtype).eps
+    n, dim = features.shape
+    x = features.double()
+    s = torch.linalg.svdvals(x - x.mean(0))
+    perturbation = (n + dim) * eps * float(x.norm())
+    neighbours = torch.cat([s.new_tensor([math.inf]), s, s.new_tensor([-math.inf])])
+    gap = torch.minimum(neighbours[:-2] - s, s - neighbours[2:])[:k]
+    squares = torch.cat([s.new_tensor([math.inf]), s.square(), s.new_tensor([-math.inf])])
+    gap_squared = torch.minimum(squares[:-2] - s.square(), s.square() - squares[2:])[:k]
+    angle = perturbation / gap + (n + dim) * eps * s[0] ** 2 / gap_squared
+    coordinate_atol = s[0] * (angle + dim * eps)
+    ratio_atol = (2 * s[0] * perturbation + (n + dim) * eps * s[0] ** 2) * (dim + 1) / s.square().sum()
+    return coordinate_atol, float(ratio_atol)
+
+
+def aligned(projected, truth):
+    """`projected` (float64) with each column's sign flipped to agree with the truth's column."""
+    signs = torch.sign((projected.double() * truth).sum(dim=0))
+    return projected.double() * torch.where(signs == 0, 1.0, signs)
+
+
+def close_up_to_sign(projected, truth, atol):
+    return projected.shape == truth.shape and bool(((aligned(projected, truth) - truth).abs() <= atol).all())
+
+
+def check_pca_output(result, features, k):
+    """The pair, tensor types, dtype and shapes of pca_project's result."""
+    expect(result is not None, "pca_project returned None: did you forget `return projected, ratio`?")
+    expect(
+        isinstance(result, (tuple, list)) and len(result) == 2,
+        f"pca_project must return a pair (projected, explained_variance_ratio), got {type(result).__name__}",
+    )
+    projected, ratio = result
+    for what, value in (("projected", projected), ("explained_variance_ratio", ratio)):
+        expect(
+            isinstance(value, torch.Tensor),
+            f"pca_project's {what} must be a torch tensor, got {type(value).__module__}.{type(value).__name__}: "
+            "stay in torch (torch.linalg.svd), no numpy",
+        )
+    expect(
+        not (projected.dim() == 1 and ratio.dim() == 2),
+        "the pair is swapped: return (projected, explained_variance_ratio), the coordinates first",
+    )
+    n, dim = features.shape
+    expect(
+        projected.shape != (n, min(n, dim)) or k == min(n, dim),
+        f"projected has shape {tuple(projected.shape)}: keep only the first n_components = {k} directions",
+    )
+    expect(
+        projected.shape == (n, k),
+        f"projected must have shape (N, n_components) = {(n, k)}, got {tuple(projected.shape)}: one row per sample, "
+        "one column per kept direction (centred features @ directions.T, directions of shape (k, D))",
+    )
+    expect(
+        ratio.shape == (k,),
+        f"explained_variance_ratio must have shape (n_components,) = {(k,)}, got {tuple(ratio.shape)}",
+    )
+    for what, value in (("projected", projected), ("explained_variance_ratio", ratio)):
+        expect(
+            value.dtype == features.dtype,
+            f"pca_project's {what} must have the features' dtype {features.dtype}, got {value.dtype}",
+        )
+    return projected.detach(), ratio.detach()
+
+
+def expect_pca(result, features, k):
+    """The learner's PCA against the float64 truth, up to the sign of each component, naming the mistake."""
+    projected, ratio = check_pca_output(result, features, k)
+    truth, truth_ratio = pca64(features, k)
+    coordinate_atol, ratio_atol = pca_tolerances(features, k)
+    if not close_up_to_sign(projected, truth, coordinate_atol):
+        expect(bool(torch.isfinite(projected).all()), "projected holds NaN or inf values")
+        for keywords, hint in PCA_MISTAKES:
+            wrong, _ = pca64(features, k, **keywords)
+            if close_up_to_sign(projected, wrong, 1e-3 * float(wrong.abs().max())):
+                raise AssertionError(hint)
+        hint = order_mistake(projected, features, k)
+        expect(hint is None, hint)
+        expect_close(
+            aligned(projected, truth), truth,
+            "projected differs from the principal coordinates (compared up to the sign of each column): centre the "
+            "features, take the SVD X̃ = U S Vᵀ and project onto the first n_components rows of Vᵀ",
+            rtol=0.0, atol=float(coordinate_atol.max()),
+        )
+    if torch.allclose(ratio.double(), truth_ratio, rtol=0.0, atol=ratio_atol):
+        return
+    _, s, _ = torch.linalg.svd(features.double() - features.double().mean(0), full_matrices=False)
+    ratio_mistakes = [
+        (s[:k].square() / s[:k].square().sum(), "the ratios sum to 1 over the kept directions only: divide s_j² by "
+         "the sum over *all* singular values, the total variance"),
+        (s[:k] / s.sum(), "the ratio uses the singular values: the variance along direction j is s_j², so the ratio "
+         "is s_j² / Σ s_i²"),
+        (s[:k].square(), "explained_variance_ratio holds the variances themselves: divide by the total, Σ s_i²"),
+        (s[:k].square() / (features.shape[0] - 1), "explained_variance_ratio holds the variances themselves: divide "
+         "by the total, Σ s_i²"),
+    ]
+    for wrong, hint in ratio_mistakes:
+        if torch.allclose(ratio.double(), wrong, rtol=1e-3, atol=0.0):
+            raise AssertionError(hint)
+    expect_close(
+        ratio.double(), truth_ratio,
+        "explained_variance_ratio differs: ratio_j = s_j² / Σ_i s_i² over all singular values of the centred "
+        "features",
+        rtol=0.0, atol=ratio_atol,
+    )
+
+
+@exercise("pca_project")
+def test_pca_project_returns_coordinates_and_ratios():
+    features = low_rank_features(0, 60, 8, [5.0, 3.0, 1.5])
+    result = call_unmutated(ev.pca_project, features, 2)
+    expect_pca(result, features, 2)
+
+
+@exercise("pca_project")
+def test_pca_project_by_hand():
+    # a rhombus: x varies twice as far as y around the mean (2, 1), so the first direction is ±x with 80 % of the
+    # variance (4 + 4 vs 1 + 1), the second ±y with 20 %
+    points = torch.tensor([[0.0, 1.0], [4.0, 1.0], [2.0, 2.0], [2.0, 0.0]])
+    projected, ratio = check_pca_output(ev.pca_project(points.clone(), 2), points, 2)
+    expected = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    # exact values of size ≤ 4 from a 2 x 2 problem: a few ulps
+    if not close_up_to_sign(projected, expected.double(), 8 * 4 * EPS):
+        expect_pca((projected, ratio), points, 2)  # names the mistake
+    expect_close(ratio.double(), torch.tensor([0.8, 0.2], dtype=torch.float64),
+                 "explained_variance_ratio of the rhombus must be (0.8, 0.2): s_j² / Σ s_i²", rtol=0.0, atol=8 * EPS)
+
+
+PCA_GRID = [  # (seed, N, D, scales, n_components, dtype)
+    (1, 60, 8, [5.0, 3.0, 1.5], 1, torch.float32),
+    (2, 60, 8, [5.0, 3.0, 1.5], 3, torch.float32),
+    (3, 200, 16, [4.0, 2.0, 1.0, 0.5], 2, torch.float32),
+    (4, 12, 20, [6.0, 3.0, 1.0], 2, torch.float32),  # fewer samples than dimensions
+    (5, 80, 10, [5.0, 2.5, 1.2], 3, torch.float64),
+    (6, 40, 6, [3.0, 2.0, 1.0, 0.5, 0.25], 4, torch.float32),
+]
+
+
+@exercise("pca_project")
+@pytest.mark.parametrize("seed,n,dim,scales,k,dtype", PCA_GRID)
+def test_pca_project_matches_the_definition(seed, n, dim, scales, k, dtype):
+    features = low_rank_features(seed, n, dim, scales, dtype=dtype)
+    expect_pca(ev.pca_project(features.clone(), k), features, k)
+
+
+@exercise("pca_project")
+def test_pca_project_default_keeps_two_components():
+    features = low_rank_features(7, 50, 8, [4.0, 2.0, 1.0])
+    expect_pca(ev.pca_project(features.clone()), features, 2)
+
+
+@exercise("pca_project")
+def test_pca_project_coordinates_are_centred_and_uncorrelated():
+    features = low_rank_features(8, 100, 12, [5.0, 2.0, 1.0])
+    n, k = features.shape[0], 3
+    projected, ratio = check_pca_output(ev.pca_project(features.clone(), k), features, k)
+    s = torch.linalg.svdvals(features.double() - features.double().mean(0))
+    atol = float(pca_tolerances(features, k)[0].max())  # each coordinate's bound (above)
+    # Z = U S: each column sums to 0, and Zᵀ Z = diag(s²). With every coordinate within atol of the truth, a column
+    # sum is within N·atol of 0, and an entry of Zᵀ Z within 2·s_1·√N·atol + N·atol² (Cauchy–Schwarz, ‖z_j‖ = s_j)
+    expect(bool((projected.double().sum(dim=0).abs() <= n * atol).all()),
+           "the coordinates must have mean 0 along each direction: centre the features (subtract the mean row)")
+    gram = projected.double().T @ projected.double()
+    expect_close(gram, torch.diag(s[:k].square()),
+                 "the coordinates along different directions must be uncorrelated, and column j's squares must sum to "
+                 "s_j²: project the centred features onto orthonormal principal directions",
+                 rtol=0.0, atol=2 * float(s[0]) * math.sqrt(n) * atol + n * atol**2)
+    # ratios: each within the ratio bound of its truth, so their order and their sum ≤ 1 hold within k times it
+    ratio_atol = pca_tolerances(features, k)[1]
+    expect(bool((ratio[:-1] >= ratio[1:] - 2 * ratio_atol).all()) and float(ratio.sum()) <= 1 + k * ratio_atol,
+           "the ratios must be in descending order and sum to at most 1")
+
+
+@exercise("pca_project")
+def test_pca_project_rejects_bad_input():
+    features = low_rank_features(9, 10, 4, [2.0, 1.0])
+    ev.pca_project(features.clone(), 2)  # a valid call first
+    hint = "pca_project must check its arguments (the given check_pca_inputs at the top)"
+    expect_raises(ValueError, hint, ev.pca_project, features, 0)
+    expect_raises(ValueError, hint, ev.pca_project, features, 5)
+    expect_raises(ValueError, hint, ev.pca_project, features[0], 1)

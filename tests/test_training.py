@@ -477,6 +477,203 @@ def test_clip_gradients_uses_the_epsilon_and_a_strict_inequality():
                  what="clip_gradients")
 
 
+# ----------------------------------------------------------------------------- gradient_norms_by_layer
+#
+# Truth: each group's norm in float64 from the gradients. A float32 norm of a group of m elements (a sum of
+# m squares, then a square root; or per-parameter norms combined) is off by at most a relative (m + 2)·eps/2
+# (recursive summation of non-negative terms, Higham 2002, §4.2, plus the square and the root): the checks
+# allow (m + 4)·eps with m the group's size. Every mistake below moves some norm by far more (> 10 %).
+
+
+def gradient_model(seed: int, depth: int = 2) -> nn.Module:
+    """A small student (ViT + DINO head) in the layout of `MultiCropNetwork`: backbone.*, head.*."""
+    torch.manual_seed(seed)
+    backbone = VisionTransformer(ViTConfig(img_size=16, patch_size=4, embed_dim=16, depth=depth, num_heads=2))
+    return MultiCropStudent(backbone, DINOProjectionHead(16, output_dim=32, hidden_dim=32, bottleneck_dim=8))
+
+
+def backward_through(student: nn.Module, teacher: nn.Module, seed: int) -> None:
+    """One DINO-like loss (teacher under no_grad, as in train_step) and its backward, into the student only."""
+    generator = torch.Generator().manual_seed(seed)
+    views = [torch.randn(4, 3, 16, 16, generator=generator) for _ in range(2)] + [
+        torch.randn(4, 3, 8, 8, generator=generator) for _ in range(2)]
+    with torch.no_grad():
+        teacher_output = teacher(views[:2])
+    loss = ref_loss.dino_loss(student(views), teacher_output, torch.zeros(1, 32), 0.04, 0.1)
+    loss.backward()
+
+
+def norms64(model: nn.Module, *, combine="l2", group=None, missing="skip", read="grad") -> dict[str, float]:
+    """The groups' norms in float64 from the definition; the keywords make the usual mistakes."""
+    group = group or ref.gradient_group
+    per_group: dict[str, list[torch.Tensor]] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.grad is None and missing == "skip":
+            continue
+        if read == "data":
+            tensor = parameter.detach()
+        else:
+            tensor = torch.zeros_like(parameter) if parameter.grad is None else parameter.grad
+        per_group.setdefault(group(name), []).append(tensor.detach().double().flatten())
+    norms = {}
+    for key, tensors in per_group.items():
+        squares = [float(t.square().sum()) for t in tensors]
+        norms[key] = {
+            "l2": math.sqrt(sum(squares)),
+            "squared": sum(squares),
+            "max": max(math.sqrt(q) for q in squares),
+            "sum": sum(math.sqrt(q) for q in squares),
+            "mean": math.sqrt(sum(squares) / sum(t.numel() for t in tensors)),
+        }[combine]
+    return norms
+
+
+def group_sizes(model: nn.Module) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        sizes[ref.gradient_group(name)] = sizes.get(ref.gradient_group(name), 0) + parameter.numel()
+    return sizes
+
+
+GRADIENT_NORM_MISTAKES = [
+    (dict(combine="squared"), "the norms are squared: take the square root of the sum of squares (the L2 norm), "
+                              "not the sum of squares itself"),
+    (dict(combine="max"), "a group's norm is the largest of its parameters' norms: take the L2 norm of all its "
+                          "gradients together, sqrt(Σ_p ‖grad_p‖²)"),
+    (dict(combine="sum"), "a group's norm is the sum of its parameters' norms: take the L2 norm of all its "
+                          "gradients together, sqrt(Σ_p ‖grad_p‖²), not Σ_p ‖grad_p‖"),
+    (dict(combine="mean"), "the norm is divided by the number of elements (an RMS): take the plain L2 norm, "
+                           "sqrt(Σ_p ‖grad_p‖²)"),
+    (dict(read="data"), "these are the norms of the parameters' values: read parameter.grad, not parameter.data"),
+    (dict(group=lambda name: name.split(".")[0]), "the groups are too coarse (backbone, head): group by "
+                                                  "gradient_group(name), e.g. backbone.blocks.0, head.mlp"),
+    (dict(group=lambda name: name.rpartition(".")[0]), "the groups are single modules (e.g. backbone.blocks.0.attn."
+                                                       "qkv): group by gradient_group(name), e.g. backbone.blocks.0"),
+    (dict(group=lambda name: ".".join(name.split(".")[:2])), "the transformer blocks share one group "
+                                                             "(backbone.blocks): each block is its own group, "
+                                                             "gradient_group(name) keeps its index"),
+    (dict(group=lambda name: name), "each parameter is its own group: group them by gradient_group(name) and "
+                                    "combine their norms, sqrt(Σ_p ‖grad_p‖²)"),
+]
+
+
+def call_gradient_norms(model: nn.Module):
+    """The learner's norms, failing with a hint when a missing gradient crashes it or a gradient changes."""
+    before = {name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()}
+    try:
+        norms = st.gradient_norms_by_layer(model)
+    except ExerciseNotStarted:
+        raise
+    except (AttributeError, TypeError) as error:
+        if "NoneType" not in str(error) and "None" not in str(error):
+            raise
+        raise AssertionError(
+            f"a parameter with no gradient crashed the function ({type(error).__name__}: {error}): skip parameters "
+            "whose .grad is None (the teacher's, a frozen one, the last layer while it is frozen)") from None
+    for name, parameter in model.named_parameters():
+        unchanged = (parameter.grad is None) == (before[name] is None) and (
+            parameter.grad is None or torch.equal(parameter.grad, before[name]))
+        expect(unchanged, f"the gradient of {name!r} changed: only read the gradients (e.g. g.norm(), never g.pow_() "
+                          "or p.grad = ...)")
+    return norms
+
+
+def expect_gradient_norms(norms, model: nn.Module) -> None:
+    """The learner's group norms against the float64 truth, naming the mistake."""
+    truth = norms64(model)
+    expect(norms is not None, "gradient_norms_by_layer returned None: did you forget `return norms`?")
+    expect(isinstance(norms, dict), f"gradient_norms_by_layer must return a dict {{group: norm}}, got "
+                                    f"{type(norms).__name__}")
+    expect(all(isinstance(v, float) for v in norms.values()),
+           "the norms must be Python floats, not tensors: convert with .item() or float(...)")
+    if set(norms) != set(truth):
+        with_zeros = norms64(model, missing="zeros")
+        expect(not (set(norms) == set(with_zeros) and set(with_zeros) != set(truth)),
+               "a group with no gradient at all appears: skip parameters whose .grad is None and leave out a group "
+               "none of whose parameters has a gradient (the teacher gives {})")
+        for keywords, hint in GRADIENT_NORM_MISTAKES:
+            if "group" in keywords and set(norms) == set(norms64(model, **keywords)):
+                raise AssertionError(hint)
+        raise AssertionError(f"the groups differ: expected {sorted(truth)}, got {sorted(norms)}: group by "
+                             "gradient_group(name)")
+    expect(list(norms) == list(truth), "the groups must come in the order of model.named_parameters()")
+    sizes = group_sizes(model)
+    if all(abs(norms[k] - truth[k]) <= (sizes[k] + 4) * FLOAT32_EPS * truth[k] for k in truth):
+        return
+    for keywords, hint in GRADIENT_NORM_MISTAKES:
+        wrong = norms64(model, **keywords)
+        if set(wrong) == set(truth) and wrong != truth and all(
+                math.isclose(norms[k], wrong[k], rel_tol=1e-3, abs_tol=1e-30) for k in truth):
+            raise AssertionError(hint)
+    expect_close(
+        torch.tensor([norms[k] for k in truth], dtype=torch.float64),
+        torch.tensor([truth[k] for k in truth], dtype=torch.float64),
+        "the norms differ: each group's norm is sqrt(Σ_p ‖grad_p‖²) over its parameters that have a gradient",
+        rtol=(max(sizes.values()) + 4) * FLOAT32_EPS, atol=0.0,
+    )
+
+
+@exercise("gradient_norms_by_layer")
+def test_gradient_norms_of_the_student_after_one_backward():
+    student = gradient_model(0)
+    teacher = copy.deepcopy(student).requires_grad_(False)
+    backward_through(student, teacher, 0)
+    norms = call_gradient_norms(student)
+    expect_gradient_norms(norms, student)
+    expected_groups = ["backbone.cls_token", "backbone.pos_embed", "backbone.patch_embed", "backbone.blocks.0",
+                       "backbone.blocks.1", "backbone.norm", "head.mlp", "head.last_layer"]
+    assert list(norms64(student)) == expected_groups  # the documented grouping, by the reference's rule
+
+
+@exercise("gradient_norms_by_layer")
+def test_gradient_norms_of_the_teacher_are_absent():
+    student = gradient_model(1)
+    teacher = copy.deepcopy(student).requires_grad_(False)
+    backward_through(student, teacher, 1)
+    call_gradient_norms(student)  # a valid call first
+    norms = call_gradient_norms(teacher)
+    expect(norms == {}, f"the teacher received no gradient (no_grad, requires_grad=False): every .grad is None, so "
+                        f"the result must be {{}}, got {norms!r:.120}")
+
+
+@exercise("gradient_norms_by_layer")
+def test_gradient_norms_before_backward_are_absent():
+    student = gradient_model(2)
+    norms = call_gradient_norms(student)
+    expect(norms == {}, f"before backward() no parameter has a gradient, so the result must be {{}}, got "
+                        f"{norms!r:.120}: skip parameters whose .grad is None (do not read .data, do not call "
+                        "backward)")
+
+
+@exercise("gradient_norms_by_layer")
+@pytest.mark.parametrize("depth,seed", [(1, 3), (3, 4)])
+def test_gradient_norms_with_the_last_layer_frozen(depth, seed):
+    from solutions.heads import cancel_last_layer_gradients
+
+    student = gradient_model(seed, depth=depth)
+    teacher = copy.deepcopy(student).requires_grad_(False)
+    backward_through(student, teacher, seed)
+    cancel_last_layer_gradients(student, epoch=0, freeze_last_layer=1)  # the first epoch: grad = None
+    norms = call_gradient_norms(student)
+    expect_gradient_norms(norms, student)
+    expect("head.last_layer" not in norms, "the frozen last layer has no gradient (.grad is None): leave its group out")
+
+
+@exercise("gradient_norms_by_layer")
+def test_gradient_norms_agree_with_clip_gradients_norms():
+    student = gradient_model(5)
+    teacher = copy.deepcopy(student).requires_grad_(False)
+    backward_through(student, teacher, 5)
+    norms = call_gradient_norms(student)
+    expect_gradient_norms(norms, student)
+    per_parameter = ref.clip_gradients(student, clip=1e9)  # a clip this large changes no gradient
+    names = [name for name, p in student.named_parameters() if p.grad is not None]
+    for group, norm in norms.items():
+        squares = sum(n * n for name, n in zip(names, per_parameter) if ref.gradient_group(name) == group)
+        expect(math.isclose(norm, math.sqrt(squares), rel_tol=(group_sizes(student)[group] + 4) * FLOAT32_EPS * 2),
+               f"the norm of {group!r} must be sqrt of the sum of squares of clip_gradients' per-parameter norms")
+
+
 # ----------------------------------------------------------------------------- schedules
 
 

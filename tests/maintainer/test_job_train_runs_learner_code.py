@@ -35,8 +35,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # resuming loads both state dicts), parameter_divergence (3.1, a plot of the lesson), adaptive_head_dims (3.3, sizes
 # a head for a given backbone; the presets name their sizes), the representation diagnostics of 3.3
 # (the job's collapse monitor must stay right when a learner's diagnostics are wrong), entropy (4.2;
-# likewise for the monitor's entropies) and sharpen (4.2: the 4.3 loss sharpens the teacher's
-# outputs inside its own softmax, as the lesson has the learner write it).
+# likewise for the monitor's entropies), sharpen (4.2: the 4.3 loss sharpens the teacher's
+# outputs inside its own softmax, as the lesson has the learner write it), gradient_norms_by_layer (4.4) and
+# pca_project (4.5), the pictures of their lessons.
 JOB_EXERCISES = {
     "student_teacher": ["build_teacher", "ema_update", "cosine_schedule",
                         "StudentTeacherWrapper.forward", "StudentTeacherWrapper.update_teacher"],

@@ -15,7 +15,7 @@ from dino_course.instructor.public_checks import CourseModule, run_documented_ex
 
 LESSON = "4.5"
 ev = CourseModule("evaluation")
-EXERCISES = ["knn_classify", "knn_accuracy", "cls_attention_maps", "attention_mass_mask"]
+EXERCISES = ["knn_classify", "knn_accuracy", "cls_attention_maps", "attention_mass_mask", "pca_project"]
 
 
 exercise = functools.partial(pytest.mark.exercise, LESSON)  # @exercise("name"): a check of that exercise of the lesson
@@ -81,3 +81,23 @@ def test_kept_patches_hold_the_mass():
     smallest_kept = torch.where(mask, maps, torch.inf).amin(dim=(-1, -2))
     largest_dropped = torch.where(mask, -torch.inf, maps).amax(dim=(-1, -2))
     assert bool((smallest_kept >= largest_dropped).all()), "keep the highest-weighted patches first"
+
+
+@exercise("pca_project")
+def test_pca_coordinates_are_centred_uncorrelated_and_ordered():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(50, 6, generator=generator) * torch.tensor([5.0, 3.0, 2.0, 1.0, 0.5, 0.2]) + 10.0
+    before = features.clone()
+    projected, ratio = ev.pca_project(features, n_components=3)
+    assert torch.equal(features, before), "leave the features unchanged"
+    assert isinstance(projected, torch.Tensor) and projected.shape == (50, 3), "projected: a tensor (N, n_components)"
+    assert isinstance(ratio, torch.Tensor) and ratio.shape == (3,), "explained_variance_ratio: a tensor (n_components,)"
+    assert projected.mean(dim=0).abs().max() < 1e-4, "the coordinates have mean 0: centre the features first"
+    variances = projected.var(dim=0)
+    assert bool((variances[:-1] > variances[1:]).all()), "the direction of largest variance comes first"
+    covariance = projected.T @ projected / 49
+    off_diagonal = covariance - torch.diag(covariance.diagonal())
+    assert off_diagonal.abs().max() < 1e-3 * variances[0], "coordinates along different directions are uncorrelated"
+    assert bool((ratio[:-1] >= ratio[1:]).all()) and 0 < float(ratio.sum()) <= 1 + 1e-6, (
+        "the ratios are descending and sum to at most 1"
+    )

@@ -17,7 +17,9 @@ from dino_course.instructor.public_checks import CourseModule, run_documented_ex
 
 LESSON = "4.4"
 tr = CourseModule("training")
-EXAMPLES = ["parameter_groups", "clip_gradients", "TrainingSchedules.create", "apply_schedules"]
+EXAMPLES = [
+    "parameter_groups", "clip_gradients", "gradient_norms_by_layer", "TrainingSchedules.create", "apply_schedules",
+]
 
 
 exercise = functools.partial(pytest.mark.exercise, LESSON)  # @exercise("name"): a check of that exercise of the lesson
@@ -157,3 +159,17 @@ def test_a_non_finite_loss_stops_before_the_weights_change():
         tr.train_step(model, criterion, optimizer, [torch.randn(2, 3, 2, 2)] * 2, it=0, epoch=0, schedules=schedules)
     assert all(torch.equal(p.detach(), b) for p, b in zip(model.student.parameters(), before)), "no weight may change"
     assert model.teacher_updates == [], "the teacher must not be updated either"
+
+
+@exercise("gradient_norms_by_layer")
+def test_gradient_norms_group_layers_and_skip_missing_gradients():
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"backbone": nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)), "head": nn.Linear(2, 2)})
+    assert tr.gradient_norms_by_layer(model) == {}, "before backward() no parameter has a gradient: return {}"
+    model["backbone"](torch.randn(5, 4)).square().sum().backward()  # the head gets no gradient
+    norms = tr.gradient_norms_by_layer(model)
+    assert list(norms) == ["backbone.0", "backbone.1"], "groups: the first two name components; none for the head"
+    assert all(type(n) is float for n in norms.values()), "the norms are Python floats"
+    first = model["backbone"][0]
+    expected = math.sqrt(float(first.weight.grad.square().sum() + first.bias.grad.square().sum()))
+    assert math.isclose(norms["backbone.0"], expected, rel_tol=1e-5), "a group's norm is sqrt(Σ_p ‖grad_p‖²)"

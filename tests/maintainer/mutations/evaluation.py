@@ -529,4 +529,64 @@ ATTENTION_MASS_MASK = [
     ),
 ]
 
-MUTATIONS = KNN_CLASSIFY + KNN_ACCURACY + CLS_ATTENTION_MAPS + ATTENTION_MASS_MASK
+PCA_PROJECT = [
+    Bug("pca_project", "the features not centred", "centred = features - features.mean(dim=0, keepdim=True)",
+        "centred = features", r"not centred"),
+    Bug("pca_project", "Vᵀ read as V: projected onto the columns of vh", "directions = vh[:n_components]",
+        "directions = vh[:, :n_components].T", r"columns of Vᵀ"),
+    Bug("pca_project", "U's columns returned, without the singular values", "projected = centred @ directions.T",
+        "projected = torch.linalg.svd(centred, full_matrices=False)[0][:, :n_components]", r"U's columns, unscaled"),
+    Bug("pca_project", "the directions of smallest variance (eigh's ascending order)", "directions = vh[:n_components]",
+        "directions = vh.flip(0)[:n_components]", r"\*smallest\* variance"),
+    Bug("pca_project", "the top components in reverse order", "directions = vh[:n_components]",
+        "directions = vh[:n_components].flip(0)", r"reverse order"),
+    Bug("pca_project", "every component kept (n_components ignored)", "directions = vh[:n_components]",
+        "directions = vh", r"keep only the first n_components"),
+    Bug("pca_project", "one component too many", "directions = vh[:n_components]",
+        "directions = vh[:n_components + 1]", r"must have shape \(N, n_components\)"),
+    Bug("pca_project", "the rows L2-normalised first", "centred = features - features.mean(dim=0, keepdim=True)",
+        "normalised = F.normalize(features, dim=1)\n    centred = normalised - normalised.mean(dim=0, keepdim=True)",
+        r"L2-normalised first"),
+    Bug("pca_project", "the columns standardised first", "centred = features - features.mean(dim=0, keepdim=True)",
+        "centred = (features - features.mean(dim=0, keepdim=True)) / features.std(dim=0, keepdim=True)",
+        r"scaled to unit variance"),
+    Bug("pca_project", "the features centred in place", "centred = features - features.mean(dim=0, keepdim=True)",
+        "centred = features.sub_(features.mean(dim=0, keepdim=True))", r"changed its input `features` in place"),
+    Bug("pca_project", "numpy arrays returned", "", """
+        import numpy as np
+
+        x = features.numpy()
+        centred = x - x.mean(axis=0)
+        _, s, vh = np.linalg.svd(centred, full_matrices=False)
+        return centred @ vh[:n_components].T, s[:n_components] ** 2 / (s**2).sum()
+        """, r"no numpy"),
+    Bug("pca_project", "the ratios sum to 1 over the kept directions",
+        "return projected, variance[:n_components] / variance.sum()",
+        "return projected, variance[:n_components] / variance[:n_components].sum()", r"kept directions only"),
+    Bug("pca_project", "the ratio of singular values, not of variances", "variance = singular_values.square()",
+        "variance = singular_values", r"uses the singular values"),
+    Bug("pca_project", "the variances returned, not their shares",
+        "return projected, variance[:n_components] / variance.sum()",
+        "return projected, variance[:n_components] / (features.shape[0] - 1)", r"the variances themselves"),
+    Alternative("pca_project", "eigh of the covariance matrix, flipped to descending order", "", """
+        centred = features - features.mean(dim=0)
+        eigenvalues, eigenvectors = torch.linalg.eigh(centred.T @ centred / (features.shape[0] - 1))
+        eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)  # largest first
+        return centred @ eigenvectors[:, :n_components], eigenvalues[:n_components] / eigenvalues.sum()
+        """),
+    Alternative("pca_project", "torch.pca_lowrank with every component", "", """
+        _, s, v = torch.pca_lowrank(features, q=min(features.shape), center=True)
+        centred = features - features.mean(dim=0)
+        return centred @ v[:, :n_components], s[:n_components] ** 2 / (s**2).sum()
+        """),
+    Alternative("pca_project", "float64 SVD, coordinates as U·S, signs made positive, cast back", "", """
+        x = features.double()
+        u, s, _ = torch.linalg.svd(x - x.mean(dim=0), full_matrices=False)
+        projected = u[:, :n_components] * s[:n_components]
+        largest = projected.gather(0, projected.abs().argmax(dim=0, keepdim=True))
+        projected = projected * torch.sign(largest)  # a sign convention: the largest coordinate positive
+        return projected.to(features.dtype), (s[:n_components] ** 2 / (s**2).sum()).to(features.dtype)
+        """),
+]
+
+MUTATIONS = KNN_CLASSIFY + KNN_ACCURACY + CLS_ATTENTION_MAPS + ATTENTION_MASS_MASK + PCA_PROJECT

@@ -98,6 +98,78 @@ MUTATIONS = [
                 parameter.grad.mul_(coef)
         return norms
         """),
+    # ------------------------------------------------------------------ gradient_norms_by_layer
+    Bug("gradient_norms_by_layer", "the squared norms", "return {group: math.sqrt(total) for",
+        "return {group: total for", r"the norms are squared"),
+    Bug("gradient_norms_by_layer", "the largest parameter norm of each group", "", """
+        norms = {}
+        for name, parameter in model.named_parameters():
+            if parameter.grad is not None:
+                group = gradient_group(name)
+                norms[group] = max(norms.get(group, 0.0), parameter.grad.norm().item())
+        return norms
+        """, r"largest of its parameters' norms"),
+    Bug("gradient_norms_by_layer", "the sum of the parameter norms of each group", "", """
+        norms = {}
+        for name, parameter in model.named_parameters():
+            if parameter.grad is not None:
+                group = gradient_group(name)
+                norms[group] = norms.get(group, 0.0) + parameter.grad.norm().item()
+        return norms
+        """, r"sum of its parameters' norms"),
+    Bug("gradient_norms_by_layer", "parameters without a gradient not skipped (crash on None)",
+        "        if parameter.grad is None:\n            continue\n", "", r"crashed the function.*skip parameters"),
+    Bug("gradient_norms_by_layer", "a group without gradients listed with norm 0",
+        "        if parameter.grad is None:\n            continue",
+        "        if parameter.grad is None:\n"
+        "            squares.setdefault(gradient_group(name), 0.0)\n            continue",
+        r"teacher received no gradient"),
+    Bug("gradient_norms_by_layer", "missing gradients filled with zeros in place",
+        "        if parameter.grad is None:\n            continue",
+        "        if parameter.grad is None:\n            parameter.grad = torch.zeros_like(parameter)",
+        r"changed: only read the gradients"),
+    Bug("gradient_norms_by_layer", "the parameters' values read instead of their gradients",
+        "parameter.grad.detach().double()", "parameter.detach().double()", r"norms of the parameters' values"),
+    Bug("gradient_norms_by_layer", "groups by the first name component only", "group = gradient_group(name)",
+        'group = name.split(".")[0]', r"too coarse"),
+    Bug("gradient_norms_by_layer", "groups by module (every name but its last component)",
+        "group = gradient_group(name)", 'group = name.rpartition(".")[0]', r"single modules"),
+    Bug("gradient_norms_by_layer", "all transformer blocks in one group", "group = gradient_group(name)",
+        'group = ".".join(name.split(".")[:2])', r"transformer blocks share one group"),
+    Bug("gradient_norms_by_layer", "tensors returned instead of Python floats", "", """
+        squares = {}
+        for name, parameter in model.named_parameters():
+            if parameter.grad is not None:
+                group = gradient_group(name)
+                squares[group] = squares.get(group, 0.0) + parameter.grad.square().sum()
+        return {group: total.sqrt() for group, total in squares.items()}
+        """, r"Python floats, not tensors"),
+    Bug("gradient_norms_by_layer", "the gradients squared in place", "parameter.grad.detach().double().square()",
+        "parameter.grad.square_().double()", r"changed: only read the gradients"),
+    Alternative("gradient_norms_by_layer", "one concatenated vector per group, torch.linalg.vector_norm", "", """
+        grouped = {}
+        for name, parameter in model.named_parameters():
+            if parameter.grad is not None:
+                grouped.setdefault(gradient_group(name), []).append(parameter.grad.flatten())
+        return {group: torch.linalg.vector_norm(torch.cat(grads)).item() for group, grads in grouped.items()}
+        """),
+    Alternative("gradient_norms_by_layer", "float32 per-parameter norms (as clip_gradients) combined", "", """
+        per_group = {}
+        for name, parameter in model.named_parameters():
+            if parameter.grad is None:
+                continue
+            per_group.setdefault(gradient_group(name), []).append(parameter.grad.norm(2).item())
+        return {group: math.sqrt(sum(n * n for n in norms)) for group, norms in per_group.items()}
+        """),
+    Alternative("gradient_norms_by_layer", "stacked per-parameter norms, norm of the norms", "", """
+        names = [name for name, p in model.named_parameters() if p.grad is not None]
+        norms = {}
+        for group in dict.fromkeys(gradient_group(name) for name in names):
+            grads = [p.grad for name, p in model.named_parameters()
+                     if p.grad is not None and gradient_group(name) == group]
+            norms[group] = float(torch.stack([g.norm() for g in grads]).norm())
+        return norms
+        """),
     # ------------------------------------------------------------------ TrainingSchedules.create
     Bug("TrainingSchedules.create", "no linear scaling rule", SCALED_LR,
         "cosine_schedule(base_lr, min_lr, epochs, niter_per_ep, warmup_epochs=warmup_epochs)", r"scale the base learning rate"),
