@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_EXERCISES = {
     "student_teacher": ["build_teacher", "ema_update", "cosine_schedule",
                         "StudentTeacherWrapper.forward", "StudentTeacherWrapper.update_teacher"],
-    "multicrop": ["sample_crop_box", "group_by_resolution", "collate_multicrop"],
+    "multicrop": ["view_recipes", "sample_crop_box", "group_by_resolution", "collate_multicrop"],
     "heads": ["build_mlp", "init_linear_weights", "l2_normalize", "WeightNormalizedLinear.effective_weight",
               "DINOProjectionHead.forward", "cancel_last_layer_gradients"],
     "model": ["MultiCropNetwork.forward"],
