@@ -13,8 +13,9 @@ The multi-crop forward, as in the original: the views come as a list, 2 global v
 one batch, so the network runs the backbone **once per run of consecutive equal-resolution
 views** (2 passes instead of 10), concatenates the CLS features in view order, and runs the
 head **once** on all `V * B` features. The result is exactly what one pass per view would
-give (up to float rounding), in fewer, larger, faster matrix multiplications
-(`benchmarks/multicrop_forward.py` measures it).
+give (up to float rounding), in fewer, larger, faster matrix multiplications; you measure
+the price in time and memory yourself (`measure_forward`; `benchmarks/multicrop_forward.py`
+measures it with backward passes too, for both presets).
 
 Also here: the rule that sizes a head by the backbone's width (adaptive heads). The given
 factories that build whole models in one call (CPU preset, the paper's ViT-S/16, a ResNet),
@@ -22,10 +23,14 @@ several heads on one backbone and spectral normalisation live in
 `dino_course/networks/dino_models.py`; they use your `CompleteDINOModel` and `adaptive_head_dims`.
 
 Exercises (each marked in its docstring):
-    MultiCropNetwork.forward, adaptive_head_dims
+    MultiCropNetwork.forward, measure_forward, adaptive_head_dims
 """
 
 from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -144,6 +149,88 @@ class CompleteDINOModel(StudentTeacherWrapper):
             momentum_teacher_end=momentum_teacher_end,
             n_global_views=n_global_views,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# What grouping buys: time and peak memory of one forward, measured
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForwardCost:
+    """What `measure_forward` measured for one way of running the network on the views."""
+
+    seconds: float  # median wall time of one forward pass, in seconds
+    peak_bytes: int  # peak of the tensor memory allocated during one forward pass, above the level before it, in bytes
+    output: torch.Tensor  # (V * B, K) the forward's output, crop-major
+
+
+def measure_forward(network: MultiCropNetwork, views: list[torch.Tensor], *, grouped: bool = True, repeats: int = 5) -> ForwardCost:
+    """Exercise 3.3 · wall time and peak memory of one forward pass, grouped by resolution or one pass per view.
+
+    The two ways of running `network` on the views give the same output (up to rounding):
+
+        grouped (grouped=True):    network(views)       the backbone once per run of equal-size views
+        per view (grouped=False):  network.head(torch.cat([network.backbone(v) for v in views]))
+                                                        the backbone once per view (Lesson 3.1's way)
+
+    Measure the forward you chose, as an inference (evaluation) pass:
+
+    1. Put the network in evaluation mode (`network.eval()`), and put it back in the mode it was
+       in (`network.train(was_training)`) when you are done, even if a forward fails
+       (`try` / `finally`). Run every forward under `torch.no_grad()`: nothing to train here,
+       and no autograd graph should keep activations alive.
+    2. Time: one untimed warm-up forward first (the first pass pays one-time costs), then
+       `repeats` forwards, each timed with `time.perf_counter()` around it; `seconds` is the
+       median of those `repeats` times (the median ignores a forward slowed by something else
+       running on the machine; a mean or a sum would not).
+    3. Memory: one more forward inside
+       `torch.autograd.profiler.profile(profile_memory=True) as prof`. Each event of
+       `prof.function_events` carries `self_cpu_memory_usage`, the bytes its op allocated
+       minus those it freed (frees outside any op are events of their own, named `[memory]`).
+       Sorted by start time (`event.time_range.start`), their running sum is the live tensor
+       memory after each op; `peak_bytes` is its maximum (at least 0).
+
+    Why the profiler: on a GPU, `torch.cuda.max_memory_allocated()` gives this peak directly,
+    but PyTorch has no such counter for CPU memory. The process's resident memory (RSS,
+    `resource.getrusage`) counts pages the allocator keeps after tensors are freed, so it
+    hardly goes down and hides the peak of a second measurement; Python's `tracemalloc` does
+    not see PyTorch's allocations at all. The profiler records every tensor allocation and
+    free, at the resolution of one op. (`torch.profiler.profile(activities=[ProfilerActivity.CPU],
+    profile_memory=True)` gives the same events through `prof.events()`, but its first use in a
+    process starts the Kineto tracer, which took 9-15 s on the course's busy 2-core machine;
+    the autograd profiler used here starts in a fraction of a second.)
+
+    Args:
+        network: a `MultiCropNetwork` (or any module with `backbone` and `head` that takes the
+            list of views).
+        views: V tensors `(B, C, H, W)`, global views first, equal B.
+        grouped: True for the grouped forward, False for one backbone pass per view.
+        repeats: number of timed forwards (>= 1).
+
+    Returns:
+        `ForwardCost(seconds, peak_bytes, output)`: the median time in seconds (float), the
+        peak in bytes (int) and the output `(V * B, K)` of the last forward, with no autograd
+        history. The network is left in the mode it was in.
+
+    Raises:
+        TypeError, ValueError: `views` is not a non-empty list of `(B, C, H, W)` tensors with a
+            common B, or `repeats` is not a positive int.
+
+    Example:
+        >>> network = MultiCropNetwork(nn.Flatten(), nn.Linear(12, 4))
+        >>> views = [torch.ones(2, 3, 2, 2)] * 2
+        >>> grouped = measure_forward(network, views, repeats=3)
+        >>> per_view = measure_forward(network, views, grouped=False, repeats=3)
+        >>> grouped.seconds > 0, grouped.peak_bytes >= grouped.output.nbytes, grouped.output.shape
+        (True, True, torch.Size([4, 4]))
+        >>> torch.allclose(grouped.output, per_view.output), network.training
+        (True, True)
+    """
+    _check_views(views)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
+    raise ExerciseNotStarted("3.3", "measure_forward")
 
 
 # --------------------------------------------------------------------------------------------

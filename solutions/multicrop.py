@@ -24,15 +24,19 @@ One global view is almost always blurred and never solarised, the other rarely b
 sometimes solarised: the two teacher targets of an image are thus very different views, and
 the student cannot match both by keeping low-level colour or texture statistics.
 
+You write this table as data (`view_recipes`): one `ViewRecipe` per view, which the pipeline
+reads instead of hard-coding the table.
+
 Given, to read (`dino_course/data/multicrop_pipeline.py`): `MultiCropAugmentation`, the
-course's one multi-crop data path, implements this recipe on top of your functions. It draws
-every crop box with your `sample_crop_box` and assembles the batches with your
-`collate_multicrop`; the model (Lesson 3.3) runs each group of `group_by_resolution` in one
-forward pass. The train job (`dino-course train`), the Lesson 4.4 demo and the crop explorer
-all use it, so your code here is what they train on.
+course's one multi-crop data path, implements this recipe on top of your functions. It asks
+your `view_recipes` which views to make and how, draws every crop box with your
+`sample_crop_box` and assembles the batches with your `collate_multicrop`; the model
+(Lesson 3.3) runs each group of `group_by_resolution` in one forward pass. The train job
+(`dino-course train`), the Lesson 4.4 demo and the crop explorer all use it, so your code here
+is what they train on.
 
 Exercises (each marked in its docstring):
-    sample_crop_box, group_by_resolution, collate_multicrop
+    view_recipes, sample_crop_box, group_by_resolution, collate_multicrop
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from collections.abc import Sequence
 
 import torch
 
+from dino_course.data.multicrop_pipeline import ViewRecipe
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
 
 LESSON = "3.2"
@@ -53,7 +58,7 @@ CROP_ATTEMPTS = 10  # torchvision's number of tries before the centre-crop fallb
 
 
 # --------------------------------------------------------------------------------------------
-# Crop sampling: where does a view come from?
+# The recipe: which views, and what is done to each
 # --------------------------------------------------------------------------------------------
 
 
@@ -68,6 +73,96 @@ def _check_range(value, name: str, low: float, high: float, low_inclusive: bool 
     if lo > hi:
         raise ValueError(f"{name} must be (min, max) with min <= max, got {value!r}")
     return lo, hi
+
+
+def _check_probability(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def view_recipes(
+    global_size: int = 224,
+    local_size: int = 96,
+    n_local_crops: int = 8,
+    global_scale: tuple[float, float] = (0.4, 1.0),
+    local_scale: tuple[float, float] = (0.05, 0.4),
+    *,
+    flip_p: float = 0.5,
+    jitter_p: float = 0.8,
+    solarize_p: float = 0.2,
+) -> list[ViewRecipe]:
+    """Exercise 3.2 · the per-view augmentation recipe of multi-crop, as data.
+
+    Return one `ViewRecipe` (a small frozen dataclass, `dino_course/data/multicrop_pipeline.py`)
+    per view, in the order the views are made: global view 1, global view 2, then the
+    `n_local_crops` local views. Each recipe says what kind of view it is, its output side, the
+    range of its crop's area fraction, and the probability of each augmentation (the table of
+    the module docstring; paper values, after BYOL):
+
+        | field        | global 1     | global 2     | each local  |
+        | kind         | "global"     | "global"     | "local"     |
+        | size         | global_size  | global_size  | local_size  |
+        | scale        | global_scale | global_scale | local_scale |
+        | flip_p       | flip_p       | flip_p       | flip_p      |
+        | jitter_p     | jitter_p     | jitter_p     | jitter_p    |
+        | grayscale_p  | 0.2          | 0.2          | 0.2         |
+        | blur_p       | 1.0          | 0.1          | 0.5         |
+        | solarize_p   | 0            | solarize_p   | 0           |
+
+    The probabilities that a job may change (`flip_p`, `jitter_p`, `solarize_p`) come in as
+    arguments: the course's digits job sets `flip_p = 0` (a mirrored 2 is no 2), so a recipe
+    that keeps the paper's 0.5 trains on mirrored digits. `MultiCropAugmentation` calls this
+    function for every batch and makes exactly the views it describes.
+
+    Args:
+        global_size, local_size: output sides in pixels (paper 224 and 96).
+        n_local_crops: number of local views N >= 0 (paper 8).
+        global_scale, local_scale: (min, max) area fractions within (0, 1] (paper (0.4, 1) and
+            (0.05, 0.4)); the given checks pass them on as tuples of floats.
+        flip_p, jitter_p: probability of a horizontal flip and of colour jitter, every view.
+        solarize_p: probability of solarising global view 2 (the only view ever solarised).
+
+    Returns:
+        A list of `2 + n_local_crops` `ViewRecipe`s, global views first.
+
+    Raises:
+        ValueError: a size below 1, a negative `n_local_crops`, a scale outside (0, 1] or a
+            probability outside [0, 1].
+
+    Example:
+        >>> recipes = view_recipes(32, 16, n_local_crops=2, flip_p=0.0)
+        >>> [(r.kind, r.size, r.blur_p, r.solarize_p) for r in recipes]
+        [('global', 32, 1.0, 0.0), ('global', 32, 0.1, 0.2), ('local', 16, 0.5, 0.0), ('local', 16, 0.5, 0.0)]
+        >>> sorted({r.flip_p for r in recipes}), sorted({r.grayscale_p for r in recipes})
+        ([0.0], [0.2])
+    """
+    global_size, local_size = _check_count(global_size, "global_size", 1), _check_count(local_size, "local_size", 1)
+    n_local_crops = _check_count(n_local_crops, "n_local_crops", 0)
+    global_scale = _check_range(global_scale, "global_scale", 0.0, 1.0)
+    local_scale = _check_range(local_scale, "local_scale", 0.0, 1.0)
+    flip_p, jitter_p = _check_probability(flip_p, "flip_p"), _check_probability(jitter_p, "jitter_p")
+    solarize_p = _check_probability(solarize_p, "solarize_p")
+    # BEGIN SOLUTION
+    every_view = dict(flip_p=flip_p, jitter_p=jitter_p, grayscale_p=0.2)
+    # the asymmetry: global 1 is always blurred and never solarised, global 2 rarely blurred
+    # and sometimes solarised
+    global_1 = ViewRecipe("global", global_size, global_scale, blur_p=1.0, solarize_p=0.0, **every_view)
+    global_2 = ViewRecipe("global", global_size, global_scale, blur_p=0.1, solarize_p=solarize_p, **every_view)
+    local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0, **every_view)
+    return [global_1, global_2] + [local] * n_local_crops  # one frozen recipe may serve every local view
+    # END SOLUTION
+
+
+# --------------------------------------------------------------------------------------------
+# Crop sampling: where does a view come from?
+# --------------------------------------------------------------------------------------------
 
 
 def sample_crop_box(

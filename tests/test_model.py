@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 
 import pytest
 import torch
@@ -488,3 +489,191 @@ def test_no_gradient_reaches_frozen_last_layer_in_the_complete_model():
                 "the last layer moved in the freeze epoch",
             )
     expect(all(p.grad is None for p in model.teacher.parameters()), "the teacher never receives gradients")
+
+
+# ----------------------------------------------------------------------------- measure_forward
+# Timings cannot be compared with the reference's (they depend on the machine and its load), so
+# the checks look at what the measurement does: which forwards it runs and how (counted and
+# recorded by a wrapper backbone), the units and kinds of its results, the median against a
+# backbone that sleeps known times, and the peak memory, which is a property of the forward's
+# allocations and not of the machine.
+
+COST_SIZES = [16, 16, 8, 8, 8, 8]  # 2 global + 4 local views: 2 resolution groups
+
+
+class RecordingBackbone(nn.Module):
+    """Wraps a backbone; records each call's batch, mode and autograd state, and sleeps as told."""
+
+    def __init__(self, inner: nn.Module, sleep_for=None, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.sleep_for = sleep_for  # call index -> seconds, or None
+        self.fail_at = fail_at  # raise RuntimeError at this call index
+        self.calls: list[dict] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        index = len(self.calls)
+        self.calls.append(dict(batch=images.shape[0], training=self.training, grad=torch.is_grad_enabled()))
+        if self.fail_at is not None and index == self.fail_at:
+            raise RuntimeError("a forward failed (on purpose, to see the network's mode restored)")
+        if self.sleep_for is not None:
+            time.sleep(self.sleep_for(index))
+        return self.inner(images)
+
+
+def cost_network(sleep_for=None, fail_at=None, seed: int = 0):
+    """A tiny ViT + head as a MultiCropNetwork (the reference's forward), its backbone recorded."""
+    torch.manual_seed(seed)
+    vit = VisionTransformer(ViTConfig(img_size=16, patch_size=4, embed_dim=16, depth=1, num_heads=2))
+    backbone = RecordingBackbone(vit, sleep_for, fail_at)
+    return ref.MultiCropNetwork(backbone, small_head()), backbone
+
+
+def measure(network, views, **kwargs):
+    """The learner's measure_forward, its result checked for kind and units first."""
+    cost = call_unmutated(md.measure_forward, network, views, **kwargs)
+    expect_type(cost, object(), "measure_forward")
+    expect(all(hasattr(cost, name) for name in ("seconds", "peak_bytes", "output")),
+           f"measure_forward must return a ForwardCost(seconds, peak_bytes, output), got {type(cost).__name__}")
+    expect(isinstance(cost.seconds, float) and not isinstance(cost.seconds, bool),
+           f"seconds must be a Python float (the median of time.perf_counter() differences), got {type(cost.seconds).__name__}")
+    expect(isinstance(cost.peak_bytes, int) and not isinstance(cost.peak_bytes, bool),
+           f"peak_bytes must be an int number of bytes (not MiB, not a tensor), got {cost.peak_bytes!r:.40}")
+    expect(cost.seconds > 0, f"seconds must be > 0: time each forward, got {cost.seconds}")
+    expect(cost.peak_bytes >= 0, f"peak_bytes is the highest level of the running sum from 0, so >= 0, got {cost.peak_bytes}")
+    expect(isinstance(cost.output, torch.Tensor), f"output must be the forward's output tensor, got {type(cost.output).__name__}")
+    return cost
+
+
+def forwards_run(backbone: RecordingBackbone, calls_per_forward: int) -> int:
+    expect(len(backbone.calls) % calls_per_forward == 0,
+           f"the backbone ran {len(backbone.calls)} times, not a whole number of forwards of {calls_per_forward} passes")
+    return len(backbone.calls) // calls_per_forward
+
+
+@exercise("measure_forward")
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "per-view"])
+def test_measure_forward_output_is_the_forward_without_autograd(grouped):
+    network, backbone = cost_network()
+    views = views_of_sizes(COST_SIZES, batch=2)
+    cost = measure(network, views, grouped=grouped, repeats=2)
+    expect(cost.output.grad_fn is None and not cost.output.requires_grad,
+           "the output has an autograd history: run the forwards under torch.no_grad()")
+    network.eval()
+    with torch.no_grad():
+        expected = network(views)
+    expect_close(cost.output, expected, "the output must be the network's output on the views, crop-major (V * B, K): "
+                 + ("network(views)" if grouped else "network.head(torch.cat([network.backbone(v) for v in views]))"),
+                 **GROUPING_TOL, what="measure_forward's output")
+    expect(all(p.grad is None for p in network.parameters()), "a parameter received a gradient: nothing may call backward")
+
+
+@exercise("measure_forward")
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "per-view"])
+def test_measure_forward_runs_the_backbone_as_asked(grouped):
+    network, backbone = cost_network()
+    batch = 2
+    measure(network, views_of_sizes(COST_SIZES, batch), grouped=grouped, repeats=2)
+    batches = [call["batch"] for call in backbone.calls]
+    one_forward = [2 * batch, 4 * batch] if grouped else [batch] * len(COST_SIZES)
+    n = len(batches) // len(one_forward) if batches else 0
+    if grouped:
+        expect(batches == one_forward * n and n > 0,
+               f"grouped=True must run network(views): the backbone once per resolution group, batches {one_forward} "
+               f"per forward; got backbone batches {batches[:12]}")
+    else:
+        expect(batches == one_forward * n and n > 0,
+               f"grouped=False must run the backbone once per view (V = {len(COST_SIZES)} passes of B = {batch} images "
+               f"per forward), then the head once; got backbone batches {batches[:12]}")
+
+
+@exercise("measure_forward")
+def test_measure_forward_runs_repeats_timed_forwards_after_a_warm_up():
+    counts = {}
+    for repeats in (1, 4):
+        network, backbone = cost_network()
+        measure(network, views_of_sizes(COST_SIZES, 2), repeats=repeats)
+        counts[repeats] = forwards_run(backbone, calls_per_forward=2)
+    expect(counts[4] - counts[1] == 3,
+           f"`repeats` is the number of timed forwards: repeats=1 ran {counts[1]} forwards, repeats=4 ran {counts[4]}")
+    expect(counts[1] == 3, f"repeats=1 ran {counts[1]} forward(s), expected 3: one untimed warm-up forward, then the "
+                           "`repeats` timed ones, then one under the profiler for the memory")
+
+
+@exercise("measure_forward")
+@pytest.mark.parametrize("start_training", [True, False], ids=["from-train", "from-eval"])
+def test_measure_forward_in_eval_mode_without_grad_and_mode_restored(start_training):
+    network, backbone = cost_network()
+    network.train(start_training)
+    measure(network, views_of_sizes(COST_SIZES, 2), repeats=2)
+    expect(not any(call["training"] for call in backbone.calls),
+           "the forwards must run in evaluation mode: network.eval() before measuring")
+    expect(not any(call["grad"] for call in backbone.calls),
+           "every forward must run under torch.no_grad() (the warm-up, the timed and the profiled one)")
+    expect(all(module.training == start_training for module in network.modules()),
+           f"leave the network in the mode it was in (training={start_training}): network.train(was_training) at the end")
+
+
+@exercise("measure_forward")
+def test_measure_forward_restores_the_mode_when_a_forward_fails():
+    measure(cost_network()[0], views_of_sizes(COST_SIZES, 2), repeats=1)  # a valid call first
+    network, backbone = cost_network(fail_at=3)
+    network.train()
+    with pytest.raises(RuntimeError, match="on purpose"):
+        md.measure_forward(network, views_of_sizes(COST_SIZES, 2), repeats=3)
+    expect(network.training, "when a forward raises, the network must still be put back in its mode: "
+                             "restore it in a `finally:` block")
+
+
+@exercise("measure_forward")
+def test_measure_forward_seconds_is_the_median_in_seconds():
+    # one resolution group, so one backbone call per forward; every third forward (0, 3, 6, ...)
+    # sleeps 0.5 s, the others 0.004 s: of any 9 consecutive forwards 3 are slow, so the median of
+    # 9 timed forwards is a fast one (>= 0.004 s, far below 0.1 s even on a busy machine), while
+    # their mean is >= 1.5 s / 9 = 0.17 s and their sum >= 1.5 s
+    network, backbone = cost_network(sleep_for=lambda call: 0.5 if call % 3 == 0 else 0.004)
+    cost = measure(network, views_of_sizes([16, 16], 1), repeats=9)
+    expect(cost.seconds < 3.0, f"seconds must be in seconds (time.perf_counter() differences), got {cost.seconds:.4g}: "
+                               "milliseconds?")
+    expect(cost.seconds < 0.1, f"seconds must be the median of the {9} timed forwards, got {cost.seconds:.3f} s: a mean "
+                               "or a sum counts the 3 slow forwards of 9 (0.5 s each); the median does not")
+    expect(cost.seconds >= 0.004, f"every forward takes >= 0.004 s here, got {cost.seconds:.4g} s: is "
+                                  "time.perf_counter() read before and after the same forward?")
+
+
+@exercise("measure_forward")
+def test_measure_forward_peak_memory_of_the_forward():
+    peaks = {}
+    for batch in (2, 8):
+        network, _ = cost_network()
+        views = views_of_sizes(COST_SIZES, batch)
+        cost = measure(network, views, grouped=True, repeats=1)
+        expect(cost.peak_bytes >= cost.output.nbytes,
+               f"peak_bytes {cost.peak_bytes} is below the output's own {cost.output.nbytes} bytes, which the forward "
+               "allocates: count bytes, from the profiler's self_cpu_memory_usage")
+        # The allocations and frees of one forward are the same on every machine and for every
+        # correct measurement; a factor 2 leaves room for op-resolution differences, and is far
+        # from the typical mistakes: the final level (~0 here) or the sum of all allocations
+        # (3-7 times the peak for this network, measured).
+        want = ref.measure_forward(cost_network()[0], views, grouped=True, repeats=1).peak_bytes
+        expect(cost.peak_bytes <= 2 * want,
+               f"peak_bytes {cost.peak_bytes} is far above this forward's peak (~{want}): the peak is the highest "
+               "running sum of allocations minus frees (in time order), not the sum of all allocations")
+        expect(cost.peak_bytes >= want / 2,
+               f"peak_bytes {cost.peak_bytes} is far below this forward's peak (~{want}): take the maximum of the "
+               "running sum over the events sorted by start time, not its final value")
+        peaks[batch] = cost.peak_bytes
+    expect(peaks[8] > peaks[2], f"4 times the images gave no more peak memory ({peaks}): is the memory measured "
+                                "during a forward of these views?")
+
+
+@exercise("measure_forward")
+def test_measure_forward_rejects_bad_arguments():
+    network, _ = cost_network()
+    views = views_of_sizes(COST_SIZES, 2)
+    measure(network, views, repeats=1)
+    for repeats in (0, -1, 2.0, True):
+        with pytest.raises(ValueError):
+            md.measure_forward(network, views, repeats=repeats)
+    with pytest.raises((TypeError, ValueError)):
+        md.measure_forward(network, views[0], repeats=1)

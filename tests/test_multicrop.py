@@ -24,7 +24,8 @@ import pytest
 import torch
 
 import solutions.multicrop as ref
-from dino_course.grading.hints import call_unmutated, expect
+from dino_course.data.multicrop_pipeline import ViewRecipe
+from dino_course.grading.hints import call_unmutated, expect, expect_raises
 from dino_course.grading.learner import LearnerModule
 
 mc = LearnerModule("multicrop")
@@ -642,3 +643,141 @@ def test_sample_crop_box_rejects_bad_arguments():
             mc.sample_crop_box(*args)
     with pytest.raises(ValueError):
         mc.sample_crop_box(10, 10, (0.4, 1.0), ratio=(0.0, 1.0))
+
+
+# ----------------------------------------------------------------------------- view_recipes
+
+PAPER_RECIPE = dict(global_size=224, local_size=96, n_local_crops=8, global_scale=(0.4, 1.0), local_scale=(0.05, 0.4))
+# every setting differs from the paper's and from the function's defaults, so a value that ignores
+# its argument shows; sizes and scales of the locals differ from the globals'
+RECIPE_SETTINGS = [
+    PAPER_RECIPE,
+    dict(global_size=32, local_size=16, n_local_crops=6, global_scale=(0.25, 1.0), local_scale=(0.1, 0.25),
+         flip_p=0.0, jitter_p=0.6, solarize_p=0.3),
+    dict(global_size=64, local_size=28, n_local_crops=1, global_scale=(0.5, 0.9), local_scale=(0.05, 0.3),
+         flip_p=0.25, jitter_p=1.0, solarize_p=0.0),
+    dict(global_size=40, local_size=24, n_local_crops=0, global_scale=(0.3, 1.0), local_scale=(0.1, 0.3),
+         flip_p=1.0, jitter_p=0.0, solarize_p=1.0),
+]
+PROBABILITY_ARGUMENTS = ("flip_p", "jitter_p")  # the same on every view, from the arguments
+
+
+def recipe_mistake(settings: dict, got) -> str | None:
+    """A hint naming the first mistake of `got`, the recipes returned for `settings`; None if right."""
+    expected = ref.view_recipes(**settings)
+    if got is None:
+        return "view_recipes returned None: did you forget the `return` statement?"
+    if not isinstance(got, list):
+        return f"view_recipes must return a list of ViewRecipe (one per view), got a {type(got).__name__}"
+    for index, recipe in enumerate(got):
+        if not isinstance(recipe, ViewRecipe):
+            return (f"each view's recipe must be a ViewRecipe (dino_course.data.multicrop_pipeline), "
+                    f"got {type(recipe).__name__} for view {index}")
+    n_local = settings["n_local_crops"]
+    if len(got) != len(expected):
+        n_global = sum(getattr(r, "kind", None) == "global" for r in got)
+        if n_global == 0 and len(got) == n_local:
+            return f"the 2 global views are missing: return 2 + n_local_crops = {len(expected)} recipes, got {len(got)}"
+        if n_global == 2 and len(got) == max(n_local, 2):
+            return (f"n_local_crops is the number of *local* views: with the 2 global views there are "
+                    f"2 + n_local_crops = {len(expected)} recipes, got {len(got)}")
+        return (f"there must be one recipe per view: 2 global views, then n_local_crops = {n_local} local views "
+                f"({len(expected)} in all), got {len(got)}")
+    kinds = [r.kind for r in got]
+    if kinds != [r.kind for r in expected]:
+        return f"the views are 2 \"global\" then the \"local\" ones, in that order; got kinds {kinds}"
+    for index, (mine, theirs) in enumerate(zip(got, expected)):
+        view = ("global view 1", "global view 2")[index] if index < 2 else f"local view {index - 1}"
+        if not isinstance(mine.scale, tuple):
+            return (f"{view}'s scale must be a (min, max) tuple, got a {type(mine.scale).__name__}: a tuple cannot be "
+                    "changed, so recipes that share it stay independent (and hashable)")
+        if mine.size != theirs.size:
+            if theirs.kind == "local" and mine.size == settings["global_size"]:
+                return f"local views are local_size = {settings['local_size']} px, not the global views' size"
+            return f"{view} must be {theirs.size} px ({theirs.kind}_size), got {mine.size}"
+        if tuple(mine.scale) != theirs.scale:
+            if theirs.kind == "local" and tuple(mine.scale) == settings["global_scale"]:
+                return f"local views crop local_scale = {settings['local_scale']} of the image, not the global scale"
+            return f"{view} must crop scale = {theirs.scale} ({theirs.kind}_scale), got {mine.scale}"
+        for name in PROBABILITY_ARGUMENTS:
+            if getattr(mine, name) != getattr(theirs, name):
+                return (f"use the {name} argument on every view: the settings say {name} = {settings.get(name, 'default')}, "
+                        f"{view} has {getattr(mine, name)}")
+        if mine.grayscale_p != theirs.grayscale_p:
+            return f"every view is turned grey with p = {theirs.grayscale_p} (the paper's), {view} has {mine.grayscale_p}"
+    blur = [r.blur_p for r in got]
+    expected_blur = [r.blur_p for r in expected]
+    if blur != expected_blur:
+        if blur[:2] == expected_blur[1::-1]:
+            return "global view 1 is the one always blurred (p = 1.0), global view 2 rarely (p = 0.1): they are swapped"
+        if blur[:2] != expected_blur[:2]:
+            return f"blur: p = 1.0 on global view 1 and 0.1 on global view 2 (the asymmetry), got {blur[:2]}"
+        return f"local views are blurred with p = 0.5, got {blur[2:]}"
+    solarize = [r.solarize_p for r in got]
+    if solarize[0] != 0.0:
+        return f"only global view 2 is solarised: global view 1 must have solarize_p = 0, got {solarize[0]}"
+    if any(p != 0.0 for p in solarize[2:]):
+        return f"local views are never solarised (solarize_p = 0), got {solarize[2:]}"
+    if solarize[1] != expected[1].solarize_p:
+        return (f"global view 2 is solarised with the solarize_p argument ({expected[1].solarize_p} here), "
+                f"got {solarize[1]}")
+    if got != expected:
+        wrong = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
+        return f"view {wrong}'s recipe differs: expected {expected[wrong]}, got {got[wrong]}"
+    return None
+
+
+def check_recipes(settings: dict) -> list:
+    got = call_unmutated(mc.view_recipes, **settings)
+    mistake = recipe_mistake(settings, got)
+    expect(mistake is None, mistake or "")
+    return got
+
+
+@exercise("view_recipes")
+def test_view_recipes_paper_settings():
+    recipes = check_recipes(PAPER_RECIPE)
+    # the paper's table, written out (Caron et al. 2021, Appendix; BYOL's probabilities)
+    assert [(r.kind, r.size, r.blur_p, r.solarize_p) for r in recipes] == (
+        [("global", 224, 1.0, 0.0), ("global", 224, 0.1, 0.2)] + [("local", 96, 0.5, 0.0)] * 8)
+
+
+@exercise("view_recipes")
+@pytest.mark.parametrize("settings", RECIPE_SETTINGS[1:], ids=["cpu-32-like", "one-local", "no-locals"])
+def test_view_recipes_follow_the_settings(settings):
+    check_recipes(settings)
+
+
+@exercise("view_recipes")
+def test_view_recipes_flip_p_zero_means_no_flip_anywhere():
+    # the digits job: a mirrored digit is another symbol, so the job asks for flip_p = 0
+    settings = dict(RECIPE_SETTINGS[1], flip_p=0.0)
+    recipes = check_recipes(settings)
+    expect(all(r.flip_p == 0.0 for r in recipes), "flip_p = 0 must give flip_p = 0 on every view")
+
+
+@exercise("view_recipes")
+def test_view_recipes_are_independent_values():
+    settings = RECIPE_SETTINGS[1]
+    first = check_recipes(settings)
+    again = mc.view_recipes(**settings)
+    expect(again == first and again is not first, "two calls must return two equal, separate lists")
+    for recipe in first:
+        try:
+            hash(recipe)
+        except TypeError:
+            expect(False, "every recipe must be hashable (a frozen ViewRecipe of tuples and numbers): "
+                          "the pipeline keeps what it computed from a recipe under it")
+    first.append(None)  # the caller may change its list without changing the next call's
+    expect(len(mc.view_recipes(**settings)) == len(first) - 1,
+           "view_recipes must return a new list on each call, not one kept between calls")
+
+
+@exercise("view_recipes")
+def test_view_recipes_rejects_bad_arguments():
+    check_recipes(RECIPE_SETTINGS[1])
+    bad = [dict(global_size=0), dict(local_size=-4), dict(n_local_crops=-1), dict(global_scale=(0.0, 1.0)),
+           dict(local_scale=(0.4, 0.1)), dict(flip_p=1.5), dict(jitter_p=-0.1), dict(solarize_p=2)]
+    for change in bad:
+        expect_raises(ValueError, f"view_recipes({change}) must raise ValueError", mc.view_recipes,
+                      **dict(RECIPE_SETTINGS[1], **change))

@@ -75,7 +75,7 @@ SKILLS: tuple[Skill, ...] = (
     Skill(
         "debug-multicrop",
         "Debug a multi-crop augmentation pipeline",
-        ("3.2/sample_crop_box", "3.2/group_by_resolution", "3.2/collate_multicrop"),
+        ("3.2/view_recipes", "3.2/sample_crop_box", "3.2/group_by_resolution", "3.2/collate_multicrop"),
     ),
     Skill(
         "feature-quality",
@@ -92,7 +92,7 @@ SKILLS: tuple[Skill, ...] = (
     Skill(
         "multicrop-memory",
         "Keep multi-crop training memory-efficient (one backbone pass per resolution)",
-        ("3.2/group_by_resolution", "3.2/collate_multicrop", "3.3/MultiCropNetwork.forward"),
+        ("3.2/group_by_resolution", "3.2/collate_multicrop", "3.3/MultiCropNetwork.forward", "3.3/measure_forward"),
     ),
     Skill(
         "integration",

@@ -1,9 +1,10 @@
 """Given: the course's one multi-crop data path (Lesson 3.2's recipe), used by every job.
 
 Lesson 3.2 draws the views, the train job (`dino-course train`) and the Lesson 4.4 demo train on
-them, the crop explorer shows them: all through `MultiCropAugmentation`, whose crop boxes come
-from *your* `sample_crop_box` and whose batches are assembled by *your* `collate_multicrop`
-(`dino_course/multicrop.py`); the model then groups the views with your `group_by_resolution`.
+them, the crop explorer shows them: all through `MultiCropAugmentation`, whose per-view recipe
+is *your* `view_recipes`, whose crop boxes come from *your* `sample_crop_box` and whose batches
+are assembled by *your* `collate_multicrop` (`dino_course/multicrop.py`); the model then groups
+the views with your `group_by_resolution`.
 Your functions are looked up in `dino_course.multicrop` when they are called, so the reference
 switch (`DINO_COURSE_REFERENCE`) and a notebook's `%autoreload` reach them.
 
@@ -75,7 +76,12 @@ def _check_probability(value, name: str) -> float:
 
 @dataclass(frozen=True)
 class ViewRecipe:
-    """How one kind of view is made; the probabilities are the paper's (BYOL's) values."""
+    """How one view is made; the defaults are the paper's (BYOL's) values.
+
+    Lesson 3.2's `view_recipes` lists one per view; `MultiCropAugmentation` makes the views
+    they describe. Frozen, so one recipe can be shared by every local view without one view's
+    change leaking into the others.
+    """
 
     kind: str  # "global" or "local"
     size: int  # output side in pixels: 224 global, 96 local in the paper
@@ -190,7 +196,8 @@ def box_to_affine(boxes: Sequence[tuple[int, int, int, int]], height: int, width
 class MultiCropAugmentation:
     """DINO's multi-crop augmentation: 2 global views and `n_local_crops` local views of one image.
 
-    Per view (the table is in Lesson 3.2's module docstring, `dino_course/multicrop.py`): random
+    Per view, as *your* `view_recipes` (Lesson 3.2, `dino_course/multicrop.py`) describes it,
+    looked up at every batch (the paper's table is in that module's docstring): random
     resized crop (box from your `sample_crop_box`, bicubic resize with antialiasing), horizontal
     flip (p 0.5), colour jitter
     (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1, in random order, p 0.8), grayscale
@@ -271,11 +278,13 @@ class MultiCropAugmentation:
         self.augmentations = tuple(a for a in AUGMENTATIONS if a in augmentations)
         self.normalize = bool(normalize)
         self.n_local_crops = n_local_crops
-        chances = dict(flip_p=flip_p, jitter_p=jitter_p)
-        global_1 = ViewRecipe("global", global_size, global_scale, blur_p=1.0, solarize_p=0.0, **chances)
-        global_2 = ViewRecipe("global", global_size, global_scale, blur_p=0.1, solarize_p=solarize_p, **chances)
-        local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0, **chances)
-        self.recipes = [self._switch_off(r) for r in [global_1, global_2] + [local] * n_local_crops]
+        self._global_size, self._local_size = global_size, local_size
+        self._global_scale, self._local_scale = global_scale, local_scale
+        # what is handed to Lesson 3.2's `view_recipes` at every batch
+        self._recipe_settings = dict(
+            global_size=global_size, local_size=local_size, n_local_crops=n_local_crops,
+            global_scale=global_scale, local_scale=local_scale, flip_p=flip_p, jitter_p=jitter_p, solarize_p=solarize_p,
+        )
         self._probability_cache: dict = {}
         self._scratch: dict = {}  # batch shape -> a buffer colour jitter may write into (never returned)
         self._mean_t = torch.tensor(self.mean).view(1, 3, 1, 1)
@@ -293,18 +302,30 @@ class MultiCropAugmentation:
         return replace(recipe, **{field_name: 0.0 for name, field_name in off.items() if name not in self.augmentations})
 
     @property
+    def recipes(self) -> list[ViewRecipe]:
+        """One `ViewRecipe` per view, global views first: *your* `view_recipes` (Lesson 3.2) of
+        this augmentation's settings, asked now, with the switched-off augmentations at p = 0."""
+        made = _lesson().view_recipes(**self._recipe_settings)
+        expected = 2 + self.n_local_crops
+        if not isinstance(made, list) or not all(isinstance(r, ViewRecipe) for r in made):
+            raise TypeError(f"view_recipes (Lesson 3.2) must return a list of ViewRecipe, got {made!r:.80}")
+        if len(made) != expected:
+            raise ValueError(f"view_recipes (Lesson 3.2) must return 2 + n_local_crops = {expected} recipes, got {len(made)}")
+        return [self._switch_off(r) for r in made]
+
+    @property
     def global_size(self) -> int:
-        return self.recipes[0].size
+        return self._global_size
 
     @property
     def local_size(self) -> int:
-        return self.recipes[-1].size if self.n_local_crops else self.recipes[0].size
+        return self._local_size if self.n_local_crops else self._global_size
 
     def __repr__(self) -> str:
-        g, loc = self.recipes[0], self.recipes[-1]
         return (
-            f"MultiCropAugmentation(global_size={g.size}, local_size={self.local_size}, "
-            f"n_local_crops={self.n_local_crops}, global_scale={g.scale}, local_scale={loc.scale if self.n_local_crops else None}, "
+            f"MultiCropAugmentation(global_size={self.global_size}, local_size={self.local_size}, "
+            f"n_local_crops={self.n_local_crops}, global_scale={self._global_scale}, "
+            f"local_scale={self._local_scale if self.n_local_crops else None}, "
             f"augmentations={list(self.augmentations)}, normalize={self.normalize})"
         )
 
@@ -337,17 +358,18 @@ class MultiCropAugmentation:
             raise ValueError(f"images must be a non-empty list of images, got {images!r:.60}")
         pixels = [image_to_uint8_tensor(image) for image in images]
         crop_box = _lesson().sample_crop_box  # yours (Lesson 3.2), or the reference when switched on
+        recipes = self.recipes  # likewise, from your view_recipes
         results = []
         for source in pixels:
             height, width = (int(side) for side in source.shape[-2:])
-            boxes = [crop_box(height, width, r.scale, generator=generator) for r in self.recipes]
-            results.append(MultiCropSample(views=[], recipes=list(self.recipes), boxes=boxes, image_size=(height, width)))
-        for start, end in self._runs(one_canvas=len(images) < CANVAS_MIN_IMAGES_SPLIT):
+            boxes = [crop_box(height, width, r.scale, generator=generator) for r in recipes]
+            results.append(MultiCropSample(views=[], recipes=list(recipes), boxes=boxes, image_size=(height, width)))
+        for start, end in self._runs(recipes, one_canvas=len(images) < CANVAS_MIN_IMAGES_SPLIT):
             # large views pay per pixel: a few images at a time keep the buffers small
-            chunk = len(images) if self.recipes[start].size <= CANVAS_MAX_SIZE else LARGE_VIEWS_MAX_IMAGES
+            chunk = len(images) if recipes[start].size <= CANVAS_MAX_SIZE else LARGE_VIEWS_MAX_IMAGES
             for first in range(0, len(images), chunk):
                 mine = results[first : first + chunk]
-                self._augment_run(pixels[first : first + chunk], self.recipes[start:end], [r.boxes[start:end] for r in mine], generator, mine)
+                self._augment_run(pixels[first : first + chunk], recipes[start:end], [r.boxes[start:end] for r in mine], generator, mine)
         return results
 
     def views_of_batch(
@@ -390,7 +412,7 @@ class MultiCropAugmentation:
         lesson = _lesson()  # yours (Lesson 3.2), or the reference when switched on
         n, _, height, width = images.shape
         plans = []
-        for recipe in self.recipes:
+        for recipe in self.recipes:  # your view_recipes, asked once per batch
             boxes = [lesson.sample_crop_box(height, width, recipe.scale, generator=generator) for _ in range(n)]
             draws = torch.rand(n, 8, generator=generator)  # flip, jitter, brightness, contrast, grey, blur, σ, solarise
             plans.append((recipe, boxes, draws))
@@ -425,18 +447,25 @@ class MultiCropAugmentation:
             view = torch.where(solarize & (view >= 0.5), 1.0 - view, view)
         return standardize(view, self.mean, self.std) if self.normalize else view
 
-    def _runs(self, one_canvas: bool = True) -> list[tuple[int, int]]:
+    @staticmethod
+    def _runs(recipes: list[ViewRecipe], one_canvas: bool = True) -> list[tuple[int, int]]:
         """Index ranges of the views augmented as one batch: runs of equal-size views, or all
         views at once when they are small and `one_canvas` (then on one canvas, see `_augment_run`)."""
-        if one_canvas and max(r.size for r in self.recipes) <= CANVAS_MAX_SIZE:
-            return [(0, len(self.recipes))]
-        return _equal_size_runs([r.size for r in self.recipes])
+        if one_canvas and max(r.size for r in recipes) <= CANVAS_MAX_SIZE:
+            return [(0, len(recipes))]
+        return _equal_size_runs([r.size for r in recipes])
 
     def _probabilities(self, recipes: list[ViewRecipe]) -> list[tuple[float, ...]]:
         key = tuple(recipes)
-        if key not in self._probability_cache:
-            self._probability_cache[key] = [(r.flip_p, r.jitter_p, r.grayscale_p, r.blur_p, r.solarize_p) for r in recipes]
-        return self._probability_cache[key]
+        try:
+            cached = self._probability_cache.get(key)
+        except TypeError:  # a recipe holding a list (unhashable): nothing to cache
+            key, cached = None, None
+        if cached is None:
+            cached = [(r.flip_p, r.jitter_p, r.grayscale_p, r.blur_p, r.solarize_p) for r in recipes]
+            if key is not None:
+                self._probability_cache[key] = cached
+        return cached
 
     def _augment_run(self, pixels, recipes, boxes, generator, results: list[MultiCropSample]) -> None:
         """Augment views of B images as one batch `(V_run · B, 3, side, side)`, view-major: crop

@@ -121,9 +121,10 @@ def test_the_jobs_views_come_from_sample_crop_box_and_collate_multicrop(monkeypa
     expected = expected / torch.tensor(DIGITS_STD).view(1, 3, 1, 1)
     torch.testing.assert_close(half[..., 1:-1], expected[..., 1:-1], rtol=0, atol=1e-5)
 
-def test_without_the_lesson_the_job_names_sample_crop_box(monkeypatch):
+def test_without_the_lesson_the_job_names_view_recipes(monkeypatch):
     # The generated stub of Lesson 3.2 in place of the reference (as a fresh clone has it): the
-    # job's next batch reaches the stub, whose error names the exercise (the CLI prints it).
+    # job's next batch reaches the stub, whose error names the exercise (the CLI prints it): the
+    # first one the pipeline asks is view_recipes, for the views to make.
     import importlib.util
     import sys
 
@@ -135,5 +136,5 @@ def test_without_the_lesson_the_job_names_sample_crop_box(monkeypatch):
     spec.loader.exec_module(stub)
     augment = build_augmentation(PRESETS["tiny"])
     monkeypatch.setitem(sys.modules, "dino_course.multicrop", stub)
-    with pytest.raises(ExerciseNotStarted, match="sample_crop_box"):
+    with pytest.raises(ExerciseNotStarted, match="view_recipes"):
         augment.views_of_batch(load_digits(16).train_images[:2], torch.Generator())

@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Exercises of the course that the main job runs, by module. The others are lesson tools the job
 # has no use for: sync_teacher (3.1: the job's teacher starts as a copy and is never re-synchronised;
 # resuming loads both state dicts), parameter_divergence (3.1, a plot of the lesson), adaptive_head_dims (3.3, sizes
-# a head for a given backbone; the presets name their sizes), the representation diagnostics of 3.3
+# a head for a given backbone; the presets name their sizes), measure_forward (3.3, a measurement of the lesson), the representation diagnostics of 3.3
 # (the job's collapse monitor must stay right when a learner's diagnostics are wrong), entropy (4.2;
 # likewise for the monitor's entropies), sharpen (4.2: the 4.3 loss sharpens the teacher's
 # outputs inside its own softmax, as the lesson has the learner write it), gradient_norms_by_layer (4.4) and
@@ -41,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_EXERCISES = {
     "student_teacher": ["build_teacher", "ema_update", "cosine_schedule",
                         "StudentTeacherWrapper.forward", "StudentTeacherWrapper.update_teacher"],
-    "multicrop": ["sample_crop_box", "group_by_resolution", "collate_multicrop"],
+    "multicrop": ["view_recipes", "sample_crop_box", "group_by_resolution", "collate_multicrop"],
     "heads": ["build_mlp", "init_linear_weights", "l2_normalize", "WeightNormalizedLinear.effective_weight",
               "DINOProjectionHead.forward", "cancel_last_layer_gradients"],
     "model": ["MultiCropNetwork.forward"],

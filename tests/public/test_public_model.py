@@ -16,7 +16,7 @@ from dino_course.instructor.public_checks import CourseModule, run_documented_ex
 
 LESSON = "3.3"
 md = CourseModule("model")
-EXERCISES = ["MultiCropNetwork.forward", "adaptive_head_dims"]
+EXERCISES = ["MultiCropNetwork.forward", "measure_forward", "adaptive_head_dims"]
 
 
 exercise = functools.partial(pytest.mark.exercise, LESSON)  # @exercise("name"): a check of that exercise of the lesson
@@ -55,6 +55,29 @@ def test_one_backbone_pass_per_resolution_and_per_view_results():
     with torch.no_grad():
         expected = torch.cat([head.inner(backbone.inner(v)) for v in views])
     torch.testing.assert_close(out.detach(), expected, msg="rows must be the per-view results, crop-major")
+
+
+@exercise("measure_forward")
+def test_per_view_measurement_runs_warm_up_repeats_and_profiled_forwards():
+    # grouped=False runs the backbone once per view, so this check does not need your MultiCropNetwork.forward
+    torch.manual_seed(0)
+    backbone = Counting(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    network = md.MultiCropNetwork(backbone, nn.Linear(4, 5))
+    views = [torch.randn(2, 3, 16, 16) for _ in range(2)] + [torch.randn(2, 3, 8, 8) for _ in range(3)]
+    network.train()
+    cost = md.measure_forward(network, views, grouped=False, repeats=3)
+    assert backbone.calls == 5 * (1 + 3 + 1), (
+        f"expected 5 views x (1 warm-up + 3 timed + 1 profiled) = 25 backbone passes, got {backbone.calls}"
+    )
+    assert isinstance(cost.seconds, float) and cost.seconds > 0, f"seconds must be a positive float, got {cost.seconds!r}"
+    assert isinstance(cost.peak_bytes, int) and cost.peak_bytes >= cost.output.nbytes, (
+        f"peak_bytes must be an int of at least the output's {cost.output.nbytes} bytes, got {cost.peak_bytes!r}"
+    )
+    assert not cost.output.requires_grad, "run the forwards under torch.no_grad()"
+    assert network.training, "leave the network in the mode it was in"
+    with torch.no_grad():
+        expected = network.head(torch.cat([backbone.inner(v) for v in views]))
+    torch.testing.assert_close(cost.output, expected, msg="output: the per-view forward's result, crop-major")
 
 
 @exercise("adaptive_head_dims")

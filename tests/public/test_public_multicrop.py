@@ -15,7 +15,7 @@ from dino_course.instructor.public_checks import CourseModule, run_documented_ex
 
 LESSON = "3.2"
 mc = CourseModule("multicrop")
-EXERCISES = ["sample_crop_box", "group_by_resolution", "collate_multicrop"]
+EXERCISES = ["view_recipes", "sample_crop_box", "group_by_resolution", "collate_multicrop"]
 
 
 exercise = functools.partial(pytest.mark.exercise, LESSON)  # @exercise("name"): a check of that exercise of the lesson
@@ -24,6 +24,16 @@ exercise = functools.partial(pytest.mark.exercise, LESSON)  # @exercise("name"):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=exercise(n), id=n) for n in EXERCISES])
 def test_documented_example(name):
     run_documented_examples(mc, f"{LESSON}/{name}")
+
+
+@exercise("view_recipes")
+def test_one_recipe_per_view_solarise_only_global_view_2():
+    recipes = mc.view_recipes(32, 16, n_local_crops=3, flip_p=0.0, jitter_p=0.5, solarize_p=0.3)
+    assert isinstance(recipes, list) and len(recipes) == 5, "one recipe per view: 2 global + n_local_crops local"
+    assert [r.kind for r in recipes] == ["global", "global", "local", "local", "local"], "global views first"
+    assert [r.size for r in recipes] == [32, 32, 16, 16, 16], "global views global_size, local views local_size"
+    assert [r.solarize_p for r in recipes] == [0.0, 0.3, 0.0, 0.0, 0.0], "only global view 2 is solarised, p = solarize_p"
+    assert all(r.flip_p == 0.0 and r.jitter_p == 0.5 for r in recipes), "flip_p and jitter_p come from the arguments"
 
 
 @exercise("sample_crop_box")

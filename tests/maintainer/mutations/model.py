@@ -2,6 +2,18 @@
 
 from mutation_harness import Alternative, Bug
 
+NO_GRAD = "with torch.no_grad():"
+RESTORE = "    finally:\n        network.train(was_training)\n"
+WARM_UP = "forward()  # warm-up, not timed"
+PER_VIEW = "return network.head(torch.cat([network.backbone(view) for view in views]))"
+MEDIAN = "seconds=statistics.median(times)"
+PEAK = "peak = max(peak, level)"
+LEVEL = "level += event.self_cpu_memory_usage"
+TIMED = """                start = time.perf_counter()
+                output = forward()
+                times.append(time.perf_counter() - start)
+"""
+
 MUTATIONS = [
     # ------------------------------------------------------------ MultiCropNetwork.forward
     Bug(
@@ -146,6 +158,99 @@ MUTATIONS = [
         return self.head(all_features)
         """,
     ),
+    # ------------------------------------------------------------ measure_forward
+    Bug("measure_forward", "autograd left on", NO_GRAD, "if True:", r"torch\.no_grad\(\)"),
+    Bug("measure_forward", "the network left in evaluation mode", RESTORE, "    finally:\n        pass\n",
+        r"leave the network in the mode it was in"),
+    Bug("measure_forward", "the mode restored only when nothing fails", RESTORE,
+        "    except RuntimeError:\n        raise\n    network.train(was_training)\n", r"`finally:` block"),
+    Bug("measure_forward", "measured in training mode", "    network.eval()\n", "", r"evaluation mode"),
+    Bug("measure_forward", "grouped ignored: always network(views)", "if grouped:\n            return network(views)\n        " + PER_VIEW,
+        "return network(views)", r"grouped=False must run the backbone once per view"),
+    Bug("measure_forward", "the per-view forward without the head", PER_VIEW,
+        "return torch.cat([network.backbone(view) for view in views])", r"the output must be the network's output"),
+    Bug("measure_forward", "the mean instead of the median", MEDIAN, "seconds=statistics.mean(times)",
+        r"must be the median of the 9 timed forwards"),
+    Bug("measure_forward", "the sum of the repeats", MEDIAN, "seconds=float(sum(times))", r"must be the median"),
+    Bug("measure_forward", "milliseconds", MEDIAN, "seconds=1000 * statistics.median(times)", r"milliseconds\?"),
+    Bug("measure_forward", "one start time for every repeat", "for _ in range(repeats):\n" + TIMED,
+        """start = time.perf_counter()
+            for _ in range(repeats):
+                output = forward()
+                times.append(time.perf_counter() - start)
+""", r"must be the median|before and after the same forward"),
+    Bug("measure_forward", "a fixed number of repeats", "for _ in range(repeats):", "for _ in range(5):",
+        r"`repeats` is the number of timed forwards"),
+    Bug("measure_forward", "no warm-up", "            " + WARM_UP + "\n", "", r"one untimed warm-up forward"),
+    Bug("measure_forward", "the final level instead of the peak", PEAK, "peak = level",
+        r"not its final value|below the output's own"),
+    Bug("measure_forward", "the sum of all allocations", LEVEL, "level += max(0, event.self_cpu_memory_usage)",
+        r"not the sum of all allocations"),
+    Bug("measure_forward", "the peak in MiB", "peak_bytes=int(peak)", "peak_bytes=peak / 2**20",
+        r"int number of bytes"),
+    Bug("measure_forward", "the profiled forward outside the profiler",
+        "with torch.autograd.profiler.profile(profile_memory=True) as prof:\n                forward()",
+        "forward()\n            with torch.autograd.profiler.profile(profile_memory=True) as prof:\n                pass",
+        r"below the output's own|far below this forward's peak"),
+    Alternative("measure_forward", "torch.profiler with prof.events(), inference_mode, accumulate", "", """
+        import itertools
+
+        from torch.profiler import ProfilerActivity, profile
+
+        def run():
+            if not grouped:
+                return network.head(torch.cat([network.backbone(v) for v in views]))
+            return network(views)
+
+        mode = network.training
+        network.train(False)
+        try:
+            with torch.inference_mode():
+                run()
+                durations = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter_ns()
+                    result = run()
+                    durations.append((time.perf_counter_ns() - t0) / 1e9)
+                with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+                    run()
+        finally:
+            network.train(mode)
+        events = sorted(prof.events(), key=lambda e: e.time_range.start)
+        levels = itertools.accumulate(e.self_cpu_memory_usage for e in events)
+        peak = max(0, max(levels, default=0))
+        return ForwardCost(seconds=float(statistics.median(durations)), peak_bytes=peak, output=result)
+        """),
+    Alternative("measure_forward", "Lesson 3.1's PerViewNetwork, a hand-written median, mode per module", "", """
+        from dino_course.student_teacher import PerViewNetwork
+
+        run = network if grouped else PerViewNetwork(network.backbone, network.head)
+        modes = {module: module.training for module in network.modules()}
+        network.eval()
+        try:
+            with torch.no_grad():
+                run(views)
+                times = []
+                for _ in range(repeats):
+                    before = time.perf_counter()
+                    output = run(views)
+                    after = time.perf_counter()
+                    times.append(after - before)
+                with torch.autograd.profiler.profile(profile_memory=True) as prof:
+                    run(views)
+        finally:
+            for module, mode in modes.items():
+                module.training = mode
+        times.sort()
+        middle = len(times) // 2
+        seconds = times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+        live, highest = 0, 0
+        for event in sorted(prof.function_events, key=lambda e: e.time_range.start):
+            live = live + event.self_cpu_memory_usage
+            if live > highest:
+                highest = live
+        return ForwardCost(seconds, int(highest), output)
+        """),
     # ------------------------------------------------------------ adaptive_head_dims
     Bug(
         "adaptive_head_dims",

@@ -23,7 +23,95 @@ GROUP_APPEND = "groups.append((start, index))"
 STACK = "views = [torch.stack(same_view) for same_view in zip(*crops_per_image)]  # V tensors (B, C, H_v, W_v)"
 LABELS = "labels = torch.tensor([int(label) for _, label in items], dtype=torch.int64)  # (B,)"
 
+EVERY_VIEW = "every_view = dict(flip_p=flip_p, jitter_p=jitter_p, grayscale_p=0.2)"
+GLOBAL_1 = 'global_1 = ViewRecipe("global", global_size, global_scale, blur_p=1.0, solarize_p=0.0, **every_view)'
+GLOBAL_2 = 'global_2 = ViewRecipe("global", global_size, global_scale, blur_p=0.1, solarize_p=solarize_p, **every_view)'
+LOCAL = 'local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0, **every_view)'
+RECIPES_RETURN = "return [global_1, global_2] + [local] * n_local_crops"
+
 MUTATIONS = [
+    # ------------------------------------------------------------------ view_recipes
+    # (first: the train job solarises, so this one changes what it trains on)
+    Bug("view_recipes", "solarisation on both global views", GLOBAL_1,
+        GLOBAL_1.replace("solarize_p=0.0", "solarize_p=solarize_p"), r"only global view 2 is solarised"),
+    Bug("view_recipes", "blur of the two global views swapped", GLOBAL_1 + "\n    " + GLOBAL_2,
+        GLOBAL_1.replace("blur_p=1.0", "blur_p=0.1") + "\n    " + GLOBAL_2.replace("blur_p=0.1", "blur_p=1.0"),
+        r"global view 1 is the one always blurred .* swapped"),
+    Bug("view_recipes", "local views at the global size", LOCAL, LOCAL.replace("local_size", "global_size"),
+        r"local views are local_size = \d+ px"),
+    Bug("view_recipes", "local views with the global scale", LOCAL, LOCAL.replace("local_scale", "global_scale"),
+        r"local views crop local_scale"),
+    Bug("view_recipes", "n_local_crops taken as the number of all views", RECIPES_RETURN,
+        "return [global_1, global_2] + [local] * (n_local_crops - 2)", r"n_local_crops is the number of \*local\* views"),
+    Bug("view_recipes", "the global views left out", RECIPES_RETURN, "return [local] * n_local_crops",
+        r"the 2 global views are missing"),
+    Bug("view_recipes", "the paper's flip probability instead of the argument", EVERY_VIEW,
+        "every_view = dict(flip_p=0.5, jitter_p=jitter_p, grayscale_p=0.2)", r"use the flip_p argument"),
+    Bug("view_recipes", "the paper's jitter probability instead of the argument", EVERY_VIEW,
+        "every_view = dict(flip_p=flip_p, jitter_p=0.8, grayscale_p=0.2)", r"use the jitter_p argument"),
+    Bug("view_recipes", "the paper's solarisation probability instead of the argument", GLOBAL_2,
+        GLOBAL_2.replace("solarize_p=solarize_p", "solarize_p=0.2"), r"solarised with the solarize_p argument"),
+    Bug("view_recipes", "no random grayscale", EVERY_VIEW,
+        "every_view = dict(flip_p=flip_p, jitter_p=jitter_p, grayscale_p=0.0)", r"turned grey with p = 0\.2"),
+    Bug("view_recipes", "local views blurred like global view 2", LOCAL, LOCAL.replace("blur_p=0.5", "blur_p=0.1"),
+        r"local views are blurred with p = 0\.5"),
+    Bug("view_recipes", "local views labelled global", LOCAL, LOCAL.replace('"local"', '"global"'),
+        r"2 \"global\" then the \"local\" ones"),
+    Bug("view_recipes", "the scale kept as a list, shared by the views", EVERY_VIEW,
+        EVERY_VIEW + "\n    global_scale, local_scale = list(global_scale), list(local_scale)",
+        r"scale must be a \(min, max\) tuple"),
+    Bug("view_recipes", "returns a tuple", RECIPES_RETURN, "return (global_1, global_2) + (local,) * n_local_crops",
+        r"must return a list of ViewRecipe"),
+    Bug("view_recipes", "recipes as plain dicts", "", """
+        every_view = dict(flip_p=flip_p, jitter_p=jitter_p, grayscale_p=0.2)
+        global_1 = dict(kind="global", size=global_size, scale=global_scale, blur_p=1.0, solarize_p=0.0, **every_view)
+        global_2 = dict(kind="global", size=global_size, scale=global_scale, blur_p=0.1, solarize_p=solarize_p, **every_view)
+        local = dict(kind="local", size=local_size, scale=local_scale, blur_p=0.5, solarize_p=0.0, **every_view)
+        return [global_1, global_2] + [local] * n_local_crops
+        """, r"must be a ViewRecipe"),
+    Bug("view_recipes", "one list memoised and handed out to every caller", "", """
+        cache = view_recipes.__dict__.setdefault("made", {})
+        key = (global_size, local_size, n_local_crops, global_scale, local_scale, flip_p, jitter_p, solarize_p)
+        if key not in cache:
+            every_view = dict(flip_p=flip_p, jitter_p=jitter_p, grayscale_p=0.2)
+            global_1 = ViewRecipe("global", global_size, global_scale, blur_p=1.0, solarize_p=0.0, **every_view)
+            global_2 = ViewRecipe("global", global_size, global_scale, blur_p=0.1, solarize_p=solarize_p, **every_view)
+            local = ViewRecipe("local", local_size, local_scale, blur_p=0.5, solarize_p=0.0, **every_view)
+            cache[key] = [global_1, global_2] + [local] * n_local_crops
+        return cache[key]
+        """, r"two equal, separate lists|a new list on each call"),
+    Alternative("view_recipes", "a base recipe changed with dataclasses.replace, in a loop", "", """
+        import dataclasses
+
+        first = ViewRecipe(kind="global", size=global_size, scale=global_scale, flip_p=flip_p, jitter_p=jitter_p,
+                           grayscale_p=0.2, blur_p=1.0, solarize_p=0.0)
+        recipes = [first, dataclasses.replace(first, blur_p=0.1, solarize_p=solarize_p)]
+        for _ in range(n_local_crops):
+            recipes.append(dataclasses.replace(first, kind="local", size=local_size, scale=local_scale, blur_p=0.5))
+        return recipes
+        """),
+    Alternative("view_recipes", "a table of (kind, blur, solarise) and a list comprehension", "", """
+        table = [("global", 1.0, 0.0), ("global", 0.1, solarize_p)] + [("local", 0.5, 0.0)] * n_local_crops
+        return [
+            ViewRecipe(
+                kind=kind,
+                size=global_size if kind == "global" else local_size,
+                scale=global_scale if kind == "global" else local_scale,
+                flip_p=flip_p, jitter_p=jitter_p, grayscale_p=0.2, blur_p=blur, solarize_p=solarize,
+            )
+            for kind, blur, solarize in table
+        ]
+        """),
+    Alternative("view_recipes", "ViewRecipe's defaults for the paper's values, a fresh recipe per local view", "", """
+        recipes = [
+            ViewRecipe("global", global_size, tuple(global_scale), flip_p=flip_p, jitter_p=jitter_p, blur_p=1.0),
+            ViewRecipe("global", global_size, tuple(global_scale), flip_p=flip_p, jitter_p=jitter_p, blur_p=0.1,
+                       solarize_p=solarize_p),
+        ]
+        recipes += [ViewRecipe("local", local_size, tuple(local_scale), flip_p=flip_p, jitter_p=jitter_p)
+                    for _ in range(n_local_crops)]
+        return recipes
+        """),
     # ------------------------------------------------------------------ sample_crop_box
     Bug("sample_crop_box", "aspect ratio uniform instead of log-uniform", ASPECT,
         "aspect = ratio[0] + (ratio[1] - ratio[0]) * u_ratio", r"draw log r\s+uniformly"),
