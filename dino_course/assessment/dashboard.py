@@ -152,27 +152,34 @@ def table_html(rows: list[LessonProgress]) -> str:
 
 
 def plot_progress(rows: list[LessonProgress], ax=None):
-    """A small grouped bar chart: fraction of exercises passed, self-rating / 10, quiz fraction, per lesson."""
+    """A grouped bar chart: fraction of exercises passed, self-rating / 10, quiz fraction, per lesson.
+
+    Horizontal bars, one group per lesson, so the lesson labels sit one under the other and never overlap,
+    however many lessons and exercises the course has; the figure grows with the number of lessons.
+    Text is 10 pt (9 pt at the smallest), readable at the notebooks' stored 100 dpi.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 2.8))
-    labels = [r.lesson for r in rows]
+        _, ax = plt.subplots(figsize=(7, 1.0 + 0.45 * max(len(rows), 1)))
+    labels = [f"Lesson {r.lesson}" for r in rows]
     series = {
         "exercises passed": [r.passed / r.exercises_total if r.passed is not None and r.exercises_total else 0 for r in rows],
         "self-rating / 10": [r.rating / 10 if r.rating is not None else 0 for r in rows],
         "quiz correct": [r.quiz_correct / r.quiz_total if r.quiz_total else 0 for r in rows],
     }
     positions = np.arange(len(rows))
-    width = 0.26
-    for offset, (name, values) in zip((-width, 0, width), series.items()):
-        ax.bar(positions + offset, values, width, label=name)
-    ax.set_xticks(positions, [f"Lesson {label}" for label in labels])
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("fraction")
-    ax.set_title("Your progress by lesson")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize="small")
+    height = 0.26
+    for offset, (name, values) in zip((-height, 0, height), series.items()):
+        ax.barh(positions + offset, values, height, label=name)
+    ax.set_yticks(positions, labels, fontsize=10)
+    ax.invert_yaxis()  # the first lesson on top, as in the table
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("fraction", fontsize=10)
+    ax.tick_params(axis="x", labelsize=10)
+    ax.set_title("Your progress by lesson", fontsize=11)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=10)
     ax.figure.tight_layout()
     return ax
 

@@ -62,9 +62,9 @@ def attention_figure(images: torch.Tensor, maps: torch.Tensor, masks: torch.Tens
                 mask = torch.nn.functional.interpolate(masks[row, head][None, None].float(), size=(side, side), mode="nearest")[0, 0]
                 axis.contour(mask.numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
             if row == 0:
-                axis.set_title(f"head {head}", fontsize=8)
+                axis.set_title(f"head {head}", fontsize=9)
         if row == 0:
-            axes[row, 0].set_title("image", fontsize=8)
+            axes[row, 0].set_title("image", fontsize=9)
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])

@@ -83,12 +83,12 @@ def plot_multicrop(image, sample, *, normalized: bool = True, figure=None, colum
         is_global = index < n_global
         photo_axes.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor=colour,
                                        linewidth=2.5 if is_global else 1.2, linestyle="-" if is_global else "--"))
-        photo_axes.text(left + 2, top + 2, view_label(index, n_global), color="white", fontsize=7, va="top",
+        photo_axes.text(left + 2, top + 2, view_label(index, n_global), color="white", fontsize=9, va="top",
                         bbox=dict(facecolor=colour, alpha=0.8, pad=1, edgecolor="none"))
     for index, view in enumerate(sample.views):
         axes = figure.add_subplot(grid[index // columns, 2 + index % columns])
         axes.imshow(_as_picture(view, normalized))
-        axes.set_title(f"{view_label(index, n_global)} {view.shape[-1]}px\n{describe_view(sample, index)}", fontsize=7,
+        axes.set_title(f"{view_label(index, n_global)} {view.shape[-1]}px\n{describe_view(sample, index)}", fontsize=9,
                        color=VIEW_COLOURS[index % len(VIEW_COLOURS)])
         axes.axis("off")
     figure.tight_layout()

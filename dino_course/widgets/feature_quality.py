@@ -191,6 +191,6 @@ def plot_feature_quality(
     hist_ax.legend()
     bar_ax.set_xticks(range(len(metric_names)), metric_names, rotation=15)
     bar_ax.set(ylim=(0, 1.1), title="collapse metrics (each in [0, 1])")
-    bar_ax.legend(fontsize=8)
+    bar_ax.legend(fontsize=9)
     figure.tight_layout()
     return figure

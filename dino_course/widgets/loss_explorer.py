@@ -91,13 +91,13 @@ def plot_centering(history: dict, figure=None, title: str = ""):
     left.plot(steps, history["center_dominant"], label="center on the dominant dimension", linestyle="--")
     left.set_xlabel("iteration")
     left.set_ylim(-0.05, 1.05)
-    left.legend(fontsize=8)
+    left.legend(fontsize=9)
     right.plot(steps, history["entropy_per_image"], label="mean entropy per image (confidence)")
     right.plot(steps, history["entropy_of_mean"], label="entropy of the batch mean (diversity)")
     right.axhline(history["log_k"], color="grey", linestyle=":", label="log K (uniform)")
     right.set_xlabel("iteration")
     right.set_ylabel("nats")
-    right.legend(fontsize=8)
+    right.legend(fontsize=9)
     figure.suptitle(title or "the running center removes what all images share")
     figure.tight_layout()
     return figure
@@ -214,7 +214,7 @@ def plot_sharpening(logits_row: torch.Tensor, show: tuple[float, ...] = (1.0, 0.
         axes[-1].axvline(temperature, color="tab:red", alpha=0.4, linestyle="--")
     axes[-1].set_xlabel("temperature τ")
     axes[-1].set_ylabel("entropy (nats)")
-    axes[-1].legend(fontsize=8)
+    axes[-1].legend(fontsize=9)
     figure.tight_layout()
     return figure
 
@@ -295,7 +295,7 @@ def plot_collapse_regimes(regimes: dict, figure=None):
     axis.axhline(regimes["log_k"], color="grey", linestyle=":", label="log K")
     axis.set_xticks(positions.tolist(), names)
     axis.set_ylabel("nats")
-    figure.legend(fontsize=8, loc="lower center", ncol=3)
+    figure.legend(fontsize=9, loc="lower center", ncol=3)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
     return figure
 
@@ -335,9 +335,9 @@ def plot_pair_losses(matrix: torch.Tensor, figure=None):
     axis = figure.subplots()
     image = axis.imshow(matrix.numpy(), cmap="viridis")
     for (t, s), value in _ndenumerate(matrix):
-        axis.text(s, t, "skip" if math.isnan(value) else f"{value:.2f}", ha="center", va="center", color="w", fontsize=8)
-    axis.set_xticks(range(matrix.shape[1]), [f"{'global' if s < matrix.shape[0] else 'local'} {s}" for s in range(matrix.shape[1])], fontsize=8)
-    axis.set_yticks(range(matrix.shape[0]), [f"teacher {t}" for t in range(matrix.shape[0])], fontsize=8)
+        axis.text(s, t, "skip" if math.isnan(value) else f"{value:.2f}", ha="center", va="center", color="w", fontsize=9)
+    axis.set_xticks(range(matrix.shape[1]), [f"{'global' if s < matrix.shape[0] else 'local'} {s}" for s in range(matrix.shape[1])], fontsize=9)
+    axis.set_yticks(range(matrix.shape[0]), [f"teacher {t}" for t in range(matrix.shape[0])], fontsize=9)
     axis.set_xlabel("student view")
     figure.colorbar(image, ax=axis, label="cross-entropy (nats)")
     figure.tight_layout()

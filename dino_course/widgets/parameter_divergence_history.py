@@ -91,7 +91,7 @@ def plot_divergence(histories: dict[str, ParameterDivergenceHistory], *, layers:
     ax.set_ylabel("relative distance ‖θ_s − θ_t‖ / ‖θ_s‖")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return ax
 
 
@@ -105,5 +105,5 @@ def plot_layer_divergence(tracker: ParameterDivergenceHistory, ax=None):
     ax.barh(names, [tracker.history[n][-1] for n in names])
     ax.invert_yaxis()
     ax.set_xlabel("relative distance at the last step")
-    ax.tick_params(axis="y", labelsize=7)
+    ax.tick_params(axis="y", labelsize=9)
     return ax

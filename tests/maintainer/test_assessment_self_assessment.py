@@ -187,6 +187,36 @@ def test_dashboard_rows_combine_grades_ratings_and_quiz(store):
     assert len(ax.patches) == 3 * len(rows)
 
 
+@pytest.mark.parametrize("n_lessons", [1, 8, 9, 20])
+def test_progress_chart_labels_are_readable_and_do_not_overlap(n_lessons):
+    """The 3.4 chart: no tick label overlaps another (8 lessons today, 9 or 20 later), no text under 9 pt."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [
+        dashboard.LessonProgress(
+            lesson=f"{3 + index // 5}.{index % 5 + 1}", title="a lesson", exercises_total=7, passed=index % 8,
+            failed=0, not_started=0, reference=False, rating=5.0, quiz_correct=1, quiz_answered=2, quiz_total=3)
+        for index in range(n_lessons)
+    ]
+    ax = dashboard.plot_progress(rows)
+    figure = ax.figure
+    figure.set_dpi(100)  # the notebooks' stored resolution (matplotlib-inline's default)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    labels = [label for label in ax.get_yticklabels() if label.get_text()]
+    assert [label.get_text() for label in labels] == [f"Lesson {row.lesson}" for row in rows]
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    for first, second in zip(boxes, boxes[1:]):
+        assert not first.overlaps(second), f"tick labels overlap: {first} and {second}"
+    texts = [text for text in figure.findobj(matplotlib.text.Text) if text.get_text()]
+    small = {text.get_text(): text.get_fontsize() for text in texts if text.get_fontsize() < 9}
+    assert not small, f"text below 9 pt in the progress chart: {small}"
+    plt.close(figure)
+
+
 def test_dashboard_without_grading_leaves_exercises_unknown(store):
     rows = dashboard.course_progress(store, grade=False)
     assert rows and all(r.passed is None for r in rows)
