@@ -95,18 +95,23 @@ def test_photo_and_size_dropdowns(explorer):
     assert tuple(explorer.sample.views[0].shape) == (3, 32, 32) and tuple(explorer.sample.views[-1].shape) == (3, 16, 16)
 
 
-def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch):
+@pytest.mark.parametrize("exercise", ["view_recipes", "sample_crop_box"])
+def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch, exercise):
+    """Each Lesson 3.2 exercise the explorer's views need, when not started, is named in its status
+    (the other one is the reference, so the message can only come from the one not started)."""
     use_reference(None)
     from dino_course import multicrop
     from dino_course.widgets.crop_explorer import CropExplorer
     from dino_course.grading import ExerciseNotStarted
+    from solutions import multicrop as reference
 
     def not_started(*args, **kwargs):
-        raise ExerciseNotStarted("3.2", "sample_crop_box")
+        raise ExerciseNotStarted("3.2", exercise)
 
-    monkeypatch.setattr(multicrop, "sample_crop_box", not_started)
+    for name in ("view_recipes", "sample_crop_box"):
+        monkeypatch.setattr(multicrop, name, not_started if name == exercise else getattr(reference, name))
     made = CropExplorer()
-    assert made.sample is None and "sample_crop_box" in made.error and "cannot draw" in made.status.value
+    assert made.sample is None and exercise in made.error and "cannot draw" in made.status.value
     import matplotlib.pyplot as plt
 
     plt.close(made.figure)
