@@ -1,6 +1,6 @@
 """The original DINO code (facebookresearch/dino), imported unchanged, for the benchmarks that time it.
 
-    python benchmarks/train_step.py --original-dir ../shared/reference-code/dino-7c446df
+    python benchmarks/train_step.py --original-dir path/to/dino
 
 `--original-dir` is a checkout of https://github.com/facebookresearch/dino (the course measured
 commit 7c446df: `git clone https://github.com/facebookresearch/dino && git -C dino checkout 7c446df`).
@@ -36,7 +36,7 @@ ORIGINAL_MODULES = ("utils", "vision_transformer", "main_dino")
 HOW_TO_GET_IT = (
     "the original DINO code is not given (--original-dir): clone it with "
     "`git clone https://github.com/facebookresearch/dino && git -C dino checkout 7c446df` "
-    "and pass --original-dir dino (the course's development machine has it in ../shared/reference-code/dino-7c446df)"
+    "and pass --original-dir dino"
 )
 
 

@@ -2,7 +2,7 @@
 
     pip install -e .[bench]          # lightly, only for this benchmark
     DINO_COURSE_REFERENCE=all python benchmarks/train_step.py [--preset cpu-digits] [--threads 1 2] \\
-        [--original-dir ../shared/reference-code/dino-7c446df] [--vit-s16]
+        [--original-dir path/to/dino] [--vit-s16]
 
 All steps use the same ViT backbone (same weights), the same head sizes and the same views
 (2 global + n local crops, drawn once by the course's multi-crop data path), and do the same
@@ -120,7 +120,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--vit-s16", action="store_true",
                         help="ViT-S/16 and the paper's head on 2 x 224 + 2 x 96 px crops instead of the preset")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step with --vit-s16 (default 8)")
-    parser.add_argument("--original-dir", help="a checkout of facebookresearch/dino (e.g. ../shared/reference-code/dino-7c446df)")
+    parser.add_argument("--original-dir", help="a checkout of facebookresearch/dino (e.g. path/to/dino, cloned at 7c446df)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, nargs="+", default=[0], help="torch threads; several: each in turn (0: default)")
