@@ -27,17 +27,6 @@ import sys
 from pathlib import Path
 
 
-def _positive_int(text: str) -> int:
-    """argparse type for `notebooks --timeout` (0 waited for a kernel forever): refused unless >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def _run_check(args: argparse.Namespace) -> int:
     from dino_course.grading.catalog import lessons
     from dino_course.grading.notebook import grade
@@ -180,6 +169,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dino_course.job.settings import integer_at_least  # imports no lesson file
+
     parser = argparse.ArgumentParser(prog="dino-course", description="Learn DINO by implementing it.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -211,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "notebooks", help="maintainers: re-run lesson notebooks with the reference on and store their outputs"
     )
     notebooks.add_argument("lessons", nargs="*", help="lesson ids (default: every lesson with a notebook)")
-    notebooks.add_argument("--timeout", type=_positive_int, default=600, help="seconds allowed per cell")
+    notebooks.add_argument("--timeout", type=integer_at_least(1), default=600, help="seconds allowed per cell")
     notebooks.set_defaults(run=_run_notebooks)
 
     train_help = "train DINO on a CPU (or under torchrun) with your code or the reference"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dino_course.data.datasets import DATASETS
 
-__all__ = ["SettingError", "check_settings", "FIELD_RULES"]
+__all__ = ["SettingError", "check_settings", "FIELD_RULES", "integer_at_least"]
 
 
 class SettingError(ValueError):
@@ -115,3 +115,22 @@ def _cross_field_problems(config):
             yield name, getattr(config, name), expected
     if hasattr(config, "epochs") and config.warmup_epochs > config.epochs:
         yield "warmup_epochs", config.warmup_epochs, f"at most epochs ({config.epochs})"
+
+
+def integer_at_least(minimum: int):
+    """An argparse `type` for a whole-number flag: the integer, or argparse's one-line refusal
+    ("must be a positive integer" for minimum 1, "must be an integer >= N" otherwise)."""
+    import argparse
+
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}")
+        return value
+
+    return parse

@@ -51,7 +51,7 @@ from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, ImageSet, load_da
 from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 from dino_course.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
 from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from dino_course.job.settings import SettingError, check_settings
+from dino_course.job.settings import SettingError, check_settings, integer_at_least
 from dino_course.job.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
 from dino_course.grading import ExerciseNotStarted
 from dino_course.files.safe_files import atomic_write_text, remove_stale_temporaries
@@ -848,25 +848,12 @@ def flag_of(setting: str) -> str:
     return setting
 
 
-def _count(text: str) -> int:
-    """argparse type of `--stop-after`: an integer >= 0, refused by argparse with one clean line."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
 def add_train_arguments(parser) -> None:
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help="starting settings (default: %(default)s)")
     parser.add_argument("--output", default="runs/dino", help="output folder (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --output")
     parser.add_argument("--download", action="store_true", help="allow torchvision to download cifar10/stl10 into ./data")
-    parser.add_argument("--stop-after", type=_count, default=None, metavar="N", help="stop and checkpoint after N iterations")
+    parser.add_argument("--stop-after", type=integer_at_least(0), default=None, metavar="N", help="stop and checkpoint after N iterations")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     for name, kind in _OVERRIDES.items():
