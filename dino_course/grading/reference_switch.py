@@ -82,9 +82,16 @@ def use_reference(lessons: str | list[str] | tuple[str, ...] | None = "all") -> 
 
 
 def forget_exercise_modules() -> None:
-    """Drop imported exercise modules (learner or aliased reference) from `sys.modules`."""
+    """Drop imported exercise modules (learner or aliased reference) from `sys.modules`.
+
+    The package attribute goes too: `from dino_course import multicrop` looks at the attribute
+    before `sys.modules`, so a stale one would hand back the module of the previous setting.
+    """
+    package = sys.modules.get("dino_course")
     for solution in solution_modules():
         sys.modules.pop(f"dino_course.{solution.module}", None)
+        if package is not None and solution.module in vars(package):
+            delattr(package, solution.module)
 
 
 class _AliasLoader(importlib.abc.Loader):

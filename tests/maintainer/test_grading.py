@@ -251,3 +251,26 @@ def test_bad_reference_setting_is_named(monkeypatch):
         reference.reference_lessons()
     with pytest.raises(ValueError, match="lesson must be one of"):
         grade("9.9")
+
+
+def test_switching_the_reference_renews_the_package_attribute(monkeypatch):
+    """`from dino_course import multicrop` after `use_reference` gets the module of the new setting,
+    not the one an earlier import left on the package."""
+    import importlib
+
+    monkeypatch.setenv(reference.ENV_VAR, "")
+    try:
+        reference.use_reference(None)
+        from dino_course import multicrop as learners
+
+        reference.use_reference("3.2")
+        from dino_course import multicrop as switched
+
+        assert switched is importlib.import_module("solutions.multicrop")
+        assert switched is not learners
+        reference.use_reference(None)
+        from dino_course import multicrop as back
+
+        assert back is sys.modules["dino_course.multicrop"] and back is not switched
+    finally:
+        reference.forget_exercise_modules()

@@ -100,7 +100,11 @@ def test_explorer_reports_an_unfinished_exercise_instead_of_crashing(monkeypatch
     """Each Lesson 3.2 exercise the explorer's views need, when not started, is named in its status
     (the other one is the reference, so the message can only come from the one not started)."""
     use_reference(None)
-    from dino_course import multicrop
+    import importlib
+
+    # the module the pipeline looks up at every batch (sys.modules), not the package attribute,
+    # which an earlier test's use_reference may have left pointing at another module object
+    multicrop = importlib.import_module("dino_course.multicrop")
     from dino_course.widgets.crop_explorer import CropExplorer
     from dino_course.grading import ExerciseNotStarted
     from solutions import multicrop as reference
