@@ -52,7 +52,7 @@ def grade(lesson: str, exercise: str | None = None, *, verbose: bool = False) ->
         args.append("--details")
     capture = _ConfigCapture()
     output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+    with _native_stderr_into(output), contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         pytest.main(args, plugins=[capture])
     if verbose:
         print(output.getvalue())
@@ -60,6 +60,37 @@ def grade(lesson: str, exercise: str | None = None, *, verbose: bool = False) ->
     if grades is None:  # pytest stopped before configuring (a usage error): say what it said
         raise RuntimeError(f"the checks could not be run:\n{output.getvalue().strip()}")
     return grades.report()
+
+
+@contextlib.contextmanager
+def _native_stderr_into(output: io.StringIO):
+    """Send what compiled code writes to file descriptor 2 into `output`, not the notebook.
+
+    `--capture=sys` (above) catches Python's prints only. Compiled libraries write to the file
+    descriptor itself: PyTorch's profiler, which the `measure_forward` checks run, prints
+    `USDT: ... profiler_start` lines (and, on a CUDA build without a GPU, `gpuGetDeviceCount failed`)
+    whatever its log level. Those lines say nothing about the learner's code, so they join pytest's
+    own output, shown only with `verbose=True`.
+    """
+    import os
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 2 (e.g. a closed stream): nothing to catch
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            output.write(sink.read().decode("utf-8", errors="replace"))
 
 
 class _ConfigCapture:

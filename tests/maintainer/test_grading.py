@@ -274,3 +274,32 @@ def test_switching_the_reference_renews_the_package_attribute(monkeypatch):
         assert back is sys.modules["dino_course.multicrop"] and back is not switched
     finally:
         reference.forget_exercise_modules()
+
+
+def test_native_stderr_of_the_checks_stays_out_of_the_notebook(monkeypatch, capfd):
+    """What compiled code writes to descriptor 2 while the checks run (PyTorch's profiler prints
+    `USDT: ... profiler_start` lines in the `measure_forward` checks) is kept with pytest's output,
+    shown only with `verbose=True`; descriptor 2 works as before afterwards."""
+    import pytest as pytest_module
+
+    real_main = pytest_module.main
+
+    def noisy_main(args, plugins=()):
+        os.write(2, b"NATIVE-NOISE from a compiled library\n")
+        return real_main(args, plugins=plugins)
+
+    monkeypatch.setattr(pytest_module, "main", noisy_main)
+    monkeypatch.setenv(reference.ENV_VAR, "3.1")
+    reference.forget_exercise_modules()
+    try:
+        report = grade("3.1", "cosine_schedule")
+        quiet = capfd.readouterr()
+        grade("3.1", "cosine_schedule", verbose=True)
+        verbose = capfd.readouterr()
+    finally:
+        reference.forget_exercise_modules()
+    assert report.verdicts["3.1/cosine_schedule"].outcome == "passed"
+    assert "NATIVE-NOISE" not in quiet.err + quiet.out
+    assert "NATIVE-NOISE" in verbose.out and "NATIVE-NOISE" not in verbose.err
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
