@@ -70,6 +70,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_tensor_mb(step) -> float:
+    """Peak tensor memory (MiB) allocated during one call of `step`, above what was live before it.
+
+    On a GPU this is `torch.cuda.max_memory_allocated()`; PyTorch keeps no such counter for CPU
+    memory, so it is read from the profiler as Lesson 3.3's `measure_forward` does: the running sum
+    of each op's own allocations minus frees, in order, and its maximum. Unlike the process's peak
+    resident memory (`peak_rss_mb`), it leaves out the allocator's cached blocks, oneDNN's primitive
+    cache and the imported libraries, so two steps in one process compare.
+    """
+    with torch.autograd.profiler.profile(profile_memory=True) as prof:
+        step(0)
+    live = peak = 0
+    for event in prof.function_events:
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak / 2**20
+
+
 def time_steps(step, steps: int) -> list[float]:
     times = []
     for i in range(steps):
@@ -198,15 +216,17 @@ def report(args: argparse.Namespace, sides: list[str], threads: int) -> None:
         times = paired["times"]
         print(f"paired, one process, the steps alternating in ABBA order ({args.paired_steps} rounds after {args.warmup} warm-up steps each; "
               f"matmul {paired['matmul'] / 1e9:.1f} GFLOP/s, {paired['flops'] / 1e9:.2f} GFLOP per course step):")
-        print("| step | s/step median (quartiles) | its time / course's per round: median (quartiles) | share of matmul FLOP/s |")
-        print("| --- | --- | --- | --- |")
+        print("| step | s/step median (quartiles) | its time / course's per round: median (quartiles) | share of matmul FLOP/s "
+              "| peak tensor memory in a step (MiB) | its peak / course's |")
+        print("| --- | --- | --- | --- | --- | --- |")
         for name in sides:
             quartiles = statistics.quantiles(times[name], n=4)
             ratios = [other / course for other, course in zip(times[name], times["course"])]
             ratio_quartiles = statistics.quantiles(ratios, n=4)
             print(f"| {name} | {statistics.median(times[name]):.4f} ({quartiles[0]:.4f}-{quartiles[2]:.4f}) | "
                   f"{statistics.median(ratios):.2f} ({ratio_quartiles[0]:.2f}-{ratio_quartiles[2]:.2f}) | "
-                  f"{100 * paired['flops'] / statistics.median(times[name]) / paired['matmul']:.0f} % |")
+                  f"{100 * paired['flops'] / statistics.median(times[name]) / paired['matmul']:.0f} % | "
+                  f"{paired['peak_tensor_mb'][name]:.1f} | {paired['peak_tensor_mb'][name] / paired['peak_tensor_mb']['course']:.2f} |")
 
 
 def main() -> None:
@@ -237,7 +257,7 @@ def worker(args: argparse.Namespace) -> None:
     from dino_course import loss as course_loss
     from dino_course import training
     from dino_course.data.datasets import load_digits
-    from dino_course.job.train import PRESETS, _Parts, build_augmentation, build_model
+    from dino_course.job.train import PRESETS, _Parts, build_augmentation, build_model, build_optimizer
 
     if args.vit_s16:  # the paper's network and head; 2 local crops and a small batch, so that a CPU step takes seconds
         config = dataclasses.replace(PRESETS["paper"], image_size=224, n_local=2, batch_size=args.batch_size)
@@ -250,7 +270,7 @@ def worker(args: argparse.Namespace) -> None:
     images = data.train_images[: config.batch_size]
     augment = build_augmentation(config)
     views = augment.views_of_batch(images, torch.Generator().manual_seed(0))
-    total_iterations = max(args.steps, args.paired_steps) + args.warmup + args.check_steps + 1
+    total_iterations = max(args.steps, args.paired_steps) + args.warmup + args.check_steps + 3  # + 2 peak-memory steps
     info = {"label": label, "batch": config.batch_size, "views": len(views), "sizes": f"{config.global_size}/{config.local_size}",
             "threads": torch.get_num_threads()}
 
@@ -260,7 +280,7 @@ def worker(args: argparse.Namespace) -> None:
     criterion = course_loss.DINOLoss(config.output_dim, epochs=criterion_epochs, warmup_teacher_temp=config.teacher_temp,
                                      teacher_temp=config.teacher_temp, warmup_teacher_temp_epochs=0,
                                      student_temp=config.student_temp, center_momentum=config.center_momentum)
-    optimizer = torch.optim.AdamW(training.parameter_groups(model.student))
+    optimizer = build_optimizer(model.student, parts)  # the main job's
     schedules = training.TrainingSchedules.create(config.epochs, total_iterations, config.batch_size, base_lr=config.base_lr,
                                                   warmup_epochs=0)
     steps = {}
@@ -308,6 +328,10 @@ def worker(args: argparse.Namespace) -> None:
         # reverse), so that a busy spell of a shared machine slows every side of a round alike.
         for name in steps:
             time_steps(lambda i: steps[name](first + i), args.warmup)
+        # each side's tensor peak over two steps after its warm-up (the same in both, the state aside)
+        result["peak_tensor_mb"] = {name: max(peak_tensor_mb(lambda i: steps[name](first + args.warmup + j)) for j in range(2))
+                                    for name in steps}
+        first += 2
         times: dict[str, list[float]] = {name: [] for name in steps}
         for i in range(args.paired_steps):
             order = list(steps) if i % 2 == 0 else list(reversed(steps))

@@ -401,6 +401,19 @@ def build_schedules(config: TrainConfig, parts: _Parts, steps_per_epoch: int):
     )
 
 
+def build_optimizer(student: torch.nn.Module, parts: _Parts) -> torch.optim.AdamW:
+    """AdamW over Lesson 4.4's `parameter_groups` of the student, as the original trains it.
+
+    One departure in how, not what: the fused AdamW kernel (one pass over all parameters) where
+    PyTorch runs it on the CPU (2.4 and later), instead of the original's default per-tensor loop.
+    Same update; measured on the cpu-digits student (54 tensors, 0.72 M parameters), one thread,
+    60 alternating steps: 0.90 ms per step against 2.30 ms (benchmarks/README.md, issue 17).
+    """
+    groups = parts.training.parameter_groups(student)
+    fused = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 4)
+    return torch.optim.AdamW(groups, fused=True) if fused else torch.optim.AdamW(groups)
+
+
 @torch.no_grad()
 def evaluate(model, criterion, data: ImageSet, config: TrainConfig, parts: _Parts, epoch: int) -> dict:
     """k-NN accuracy of the teacher's backbone on the held-out split, and collapse statistics."""
@@ -629,7 +642,7 @@ def run_training(
             teacher_temp=config.teacher_temp, warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs,
             student_temp=config.student_temp, center_momentum=config.center_momentum,
         )
-        optimizer = torch.optim.AdamW(parts.training.parameter_groups(model.student))
+        optimizer = build_optimizer(model.student, parts)
         schedules = build_schedules(config, parts, steps_per_epoch)
         metrics = {
             "config": config.to_dict(), "dataset": repr(data), "world_size": env.world_size,

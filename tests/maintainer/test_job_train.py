@@ -225,3 +225,32 @@ def test_the_default_preset_learns_with_the_reference_code(tmp_path, reference_o
     assert metrics["warnings"] == [], metrics["warnings"]
     assert final["knn_top1"] >= initial["knn_top1"] + 10, (initial["knn_top1"], final["knn_top1"])
     assert final["teacher_entropy"] < 0.9 and final["mean_entropy"] > 0.5, final
+
+
+def test_the_jobs_optimizer_is_adamw_over_the_lessons_groups_fused_where_torch_runs_it(reference_on):
+    """`build_optimizer`: the fused AdamW kernel on PyTorch 2.4+ (a named departure in speed only):
+    over the same gradients it moves the parameters as the original's per-tensor AdamW does."""
+    import copy
+
+    from dino_course.job.train import PRESETS, _Parts, build_model, build_optimizer
+
+    parts = _Parts()
+    config = PRESETS["tiny"]
+    student = build_model(config, parts, 4).student
+    loop_student = copy.deepcopy(student)
+    fused = build_optimizer(student, parts)
+    loop = torch.optim.AdamW(parts.training.parameter_groups(loop_student))
+    newer = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 4)
+    assert fused.defaults["fused"] is (True if newer else None)
+    assert [len(g["params"]) for g in fused.param_groups] == [len(g["params"]) for g in loop.param_groups]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for group_a, group_b in zip(fused.param_groups, loop.param_groups):
+            group_a["lr"] = group_b["lr"] = 1e-2
+        for a, b in zip(student.parameters(), loop_student.parameters()):
+            a.grad = torch.randn(a.shape, generator=generator)
+            b.grad = a.grad.clone()
+        fused.step()
+        loop.step()
+    for a, b in zip(student.parameters(), loop_student.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
