@@ -1,4 +1,4 @@
-"""Hidden checks for Lesson 3.3, the complete model (`dino_course/model.py`).
+"""Hidden checks for Lesson 3.4, the complete model (`dino_course/model.py`).
 
 The grouped multi-crop forward is checked against its definition (one backbone + head pass
 per view, stacked crop-major), against the reference, by counting backbone and head calls
@@ -39,7 +39,7 @@ GROUPING_TOL = dict(rtol=0.0, atol=1e-5)
 GOLDEN_TRAIN_TOL = dict(rtol=0.0, atol=1e-5)  # dino_v1_golden.README.md: 2.7e-7 observed, 1e-5 suggested
 
 
-exercise = functools.partial(pytest.mark.exercise, "3.3")  # @exercise("name"): a check of that exercise of the lesson
+exercise = functools.partial(pytest.mark.exercise, "3.4")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def expect_gradients_match(got: nn.Module, want: nn.Module, hint: str) -> None:

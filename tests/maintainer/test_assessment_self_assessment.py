@@ -1,4 +1,4 @@
-"""Lesson 3.4's skills check, self-rating sliders and progress dashboard, tested without a browser."""
+"""Lesson 3.5's skills check, self-rating sliders and progress dashboard, tested without a browser."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_skills_and_topics_follow_the_seed():
     assert len(SKILLS) == 5 and len(TOPICS) == 5
     assert len({s.id for s in SKILLS}) == 5 and len({t.id for t in TOPICS}) == 5
     assert all(s.exercises for s in SKILLS)
-    assert MAPPED_LESSONS == ["3.1", "3.2", "3.3"]
+    assert MAPPED_LESSONS == ["3.1", "3.2", "3.3", "3.4"]
 
 
 @pytest.mark.parametrize("lesson_id", MAPPED_LESSONS)
@@ -169,7 +169,7 @@ def test_dashboard_rows_combine_grades_ratings_and_quiz(store):
     from dino_course.assessment.quiz import questions
 
     store.set_rating("ema", 6)
-    store.set_rating("debugging", 9)  # taught in 3.1 and 3.3
+    store.set_rating("debugging", 9)  # taught in 3.1 and 3.4
     first = next(q for q in questions() if q.lesson == "3.1" and q.kind == "choice")
     store.record_answer(first.id, first.key["answer"])
     outcomes = {e: PASSED for e in ST_IDS}
@@ -187,9 +187,9 @@ def test_dashboard_rows_combine_grades_ratings_and_quiz(store):
     assert len(ax.patches) == 3 * len(rows)
 
 
-@pytest.mark.parametrize("n_lessons", [1, 8, 9, 20])
+@pytest.mark.parametrize("n_lessons", [1, 9, 10, 20])
 def test_progress_chart_labels_are_readable_and_do_not_overlap(n_lessons):
-    """The 3.4 chart: no tick label overlaps another (8 lessons today, 9 or 20 later), no text under 9 pt."""
+    """The 3.5 chart: no tick label overlaps another (9 lessons today, 10 or 20 later), no text under 9 pt."""
     import matplotlib
 
     matplotlib.use("Agg")
