@@ -8,7 +8,7 @@ Both runs start from the same backbone weights, see the same batches and the sam
 schedules (lr, weight decay, teacher momentum); only the DINO parts differ:
 
   course:  `dino-course train`'s own loop (`run_training`) with the reference code:
-           CompleteDINOModel (3.3), DINOLoss (4.3), train_step (4.4)
+           CompleteDINOModel (3.4), DINOLoss (4.3), train_step (4.4)
   lightly: lightly.models.modules.DINOProjectionHead, lightly.loss.DINOLoss and
            lightly.models.utils.update_momentum in a plain loop (per-tensor clipping and the
            last-layer freeze written as in the original); it runs the networks view by view,

@@ -7,7 +7,7 @@ Both networks hold the same backbone and head (same weights) and get the same vi
 
 - per view: Lesson 3.1's `PerViewNetwork`, the backbone on each of the V views separately
   (V passes), then the head on the concatenated features;
-- grouped: Lesson 3.3's `MultiCropNetwork` (reference), the backbone once per run of
+- grouped: Lesson 3.4's `MultiCropNetwork` (reference), the backbone once per run of
   equal-size views (2 passes: globals, locals), then the head.
 
 Presets: `tiny-cpu` (`dino_tiny_cpu`: ViT 96-d x 3 blocks, 32/16 px crops, head 512/64/1024) and

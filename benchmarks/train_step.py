@@ -9,7 +9,7 @@ All steps use the same ViT backbone (same weights), the same head sizes and the 
 work: teacher forward on the global views, student forward on all views, DINO loss with
 centering, backward, per-tensor gradient clipping (3.0), last-layer freeze, AdamW step, EMA.
 
-  course:   CompleteDINOModel (3.3) + DINOLoss (4.3) + train_step (4.4) with the reference code
+  course:   CompleteDINOModel (3.4) + DINOLoss (4.3) + train_step (4.4) with the reference code
   original: facebookresearch/dino's modules imported unchanged from `--original-dir`
             (`original_dino.py`: its ViT, DINOHead, MultiCropWrapper, DINOLoss, clip_gradients,
             cancel_gradients_last_layer, get_params_groups, in train_one_epoch's order); the same

@@ -284,7 +284,7 @@ def parameter_divergence(student: nn.Module, teacher: nn.Module) -> dict[str, fl
 class PerViewNetwork(nn.Module):
     """Given: run a backbone (and optional head) on a list of views, outputs stacked crop-major.
 
-    One forward pass per view: simple, not fast. Lesson 3.3 replaces it with a network that
+    One forward pass per view: simple, not fast. Lesson 3.4 replaces it with a network that
     runs all views of one resolution in a single pass.
     """
 

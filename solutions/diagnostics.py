@@ -1,4 +1,4 @@
-"""Lesson 3.3: feature-quality tools: is the representation healthy or has it collapsed?
+"""Lesson 3.4: feature-quality tools: is the representation healthy or has it collapsed?
 
 Self-distillation has a trivial solution: a network that ignores its input. DINO's paper
 (§3.1, §5.3 and Fig. 7) names the two ways it fails:
@@ -34,9 +34,9 @@ import torch
 
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
 
-LESSON = "3.3"
-LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
-LESSON_NOTEBOOK = "lessons/module3/3.3_projection_heads.ipynb"
+LESSON = "3.4"
+LESSON_TITLE = "The complete DINO model and feature-quality diagnostics"
+LESSON_NOTEBOOK = "lessons/module3/3.4_complete_model.ipynb"
 
 STUDENT_TEMP = 0.1  # τ_s, owned by Lesson 4.2 (`temperature.STUDENT_TEMP`); repeated: lesson files import only earlier lessons
 NORM_TOLERANCE = 1e-3  # |‖z‖ − 1| allowed for "L2-normalised"
@@ -56,7 +56,7 @@ def _check_matrix(name: str, x, min_rows: int = 1) -> None:
 
 
 def l2_norm_consistency(features: torch.Tensor, tolerance: float = NORM_TOLERANCE) -> dict[str, float | bool]:
-    """Exercise 3.3 · are the rows unit vectors? Statistics of the row norms ‖z_i‖₂.
+    """Exercise 3.4 · are the rows unit vectors? Statistics of the row norms ‖z_i‖₂.
 
     After the head's L2 normalisation every bottleneck row should have norm 1 (the paper's
     z / ‖z‖₂); a row far from 1 means the normalisation was skipped or sits in the wrong place.
@@ -93,7 +93,7 @@ def l2_norm_consistency(features: torch.Tensor, tolerance: float = NORM_TOLERANC
 
 
 def pairwise_cosine_similarities(features: torch.Tensor) -> torch.Tensor:
-    """Exercise 3.3 · the cosine similarity of every pair of different rows (for a histogram).
+    """Exercise 3.4 · the cosine similarity of every pair of different rows (for a histogram).
 
         cos(z_i, z_j) = z_i · z_j / (‖z_i‖ ‖z_j‖),   i < j
 
@@ -125,7 +125,7 @@ def pairwise_cosine_similarities(features: torch.Tensor) -> torch.Tensor:
 
 
 def dimension_spread(features: torch.Tensor) -> float:
-    """Exercise 3.3 · how much the normalised features vary across images, per dimension.
+    """Exercise 3.4 · how much the normalised features vary across images, per dimension.
 
     L2-normalise every row, take the standard deviation of each of the D dimensions over
     the N rows (population std, divide by N), average over the dimensions and multiply by √D:
@@ -158,7 +158,7 @@ def dimension_spread(features: torch.Tensor) -> float:
 
 
 def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> float:
-    """Exercise 3.3 · the number of directions the features really use (Roy & Vetterli 2007).
+    """Exercise 3.4 · the number of directions the features really use (Roy & Vetterli 2007).
 
     Centre the features (subtract the mean row: a shared offset is not information), take
     the singular values σ_1 … σ_r of the centred `(N, D)` matrix, normalise them to a
@@ -198,7 +198,7 @@ def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> float:
 
 
 def prediction_entropies(logits: torch.Tensor, temperature: float = STUDENT_TEMP) -> tuple[float, float]:
-    """Exercise 3.3 · entropy of the mean prediction, and mean entropy of the predictions.
+    """Exercise 3.4 · entropy of the mean prediction, and mean entropy of the predictions.
 
     With p_i = softmax(logits_i / τ) over the K prototypes and the batch mean p̄ = (1/N) Σ_i p_i:
 

@@ -32,7 +32,7 @@ from torch import nn
 from dino_course.grading import ExerciseNotStarted  # noqa: F401  (the generated stubs raise it)
 
 LESSON = "3.3"
-LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
+LESSON_TITLE = "Projection heads and L2 normalisation"
 LESSON_NOTEBOOK = "lessons/module3/3.3_projection_heads.ipynb"
 
 # The paper's head (main_dino.py defaults): K = 65536 prototypes, hidden 2048, bottleneck 256.

@@ -1,4 +1,4 @@
-"""Lesson 3.3: the complete DINO model, backbone + projection head, with the multi-crop forward.
+"""Lesson 3.4: the complete DINO model, backbone + projection head, with the multi-crop forward.
 
 A DINO network is a backbone (a ViT or a ResNet giving one feature per image, `(B, D)`)
 followed by the projection head (`heads.py`, `(B, D) -> (B, K)`). The student runs on all V
@@ -36,9 +36,9 @@ from dino_course.heads import HIDDEN_DIM
 from dino_course.multicrop import group_by_resolution
 from dino_course.student_teacher import MOMENTUM_TEACHER, MOMENTUM_TEACHER_END, StudentTeacherWrapper
 
-LESSON = "3.3"
-LESSON_TITLE = "Projection heads, L2 normalisation and the complete DINO model"
-LESSON_NOTEBOOK = "lessons/module3/3.3_projection_heads.ipynb"
+LESSON = "3.4"
+LESSON_TITLE = "The complete DINO model and feature-quality diagnostics"
+LESSON_NOTEBOOK = "lessons/module3/3.4_complete_model.ipynb"
 
 
 def _check_views(views) -> None:
@@ -79,7 +79,7 @@ class MultiCropNetwork(nn.Module):
         self.head = head
 
     def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
-        """Exercise 3.3 · the grouped multi-crop forward.
+        """Exercise 3.4 · the grouped multi-crop forward.
 
         1. `group_by_resolution(views)` (Lesson 3.2) gives the runs `(start, end)` of
            consecutive views with equal size.
@@ -165,7 +165,7 @@ class ForwardCost:
 
 
 def measure_forward(network: MultiCropNetwork, views: list[torch.Tensor], *, grouped: bool = True, repeats: int = 5) -> ForwardCost:
-    """Exercise 3.3 · wall time and peak memory of one forward pass, grouped by resolution or one pass per view.
+    """Exercise 3.4 · wall time and peak memory of one forward pass, grouped by resolution or one pass per view.
 
     The two ways of running `network` on the views give the same output (up to rounding):
 
@@ -268,7 +268,7 @@ def adaptive_head_dims(
     expansion: int = 4,
     bottleneck_ratio: int = 8,
 ) -> tuple[int, int]:
-    """Exercise 3.3 · head widths that scale with the backbone width D.
+    """Exercise 3.4 · head widths that scale with the backbone width D.
 
     The paper uses one head, 2048 hidden / 256 bottleneck, for every backbone it trains
     (ViT-S with D = 384, ViT-B with 768, ResNet-50 with 2048). For a tiny CPU backbone

@@ -31,7 +31,7 @@ Given, to read (`dino_course/data/multicrop_pipeline.py`): `MultiCropAugmentatio
 course's one multi-crop data path, implements this recipe on top of your functions. It asks
 your `view_recipes` which views to make and how, draws every crop box with your
 `sample_crop_box` and assembles the batches with your `collate_multicrop`; the model
-(Lesson 3.3) runs each group of `group_by_resolution` in one forward pass. The train job
+(Lesson 3.4) runs each group of `group_by_resolution` in one forward pass. The train job
 (`dino-course train`), the Lesson 4.4 demo and the crop explorer all use it, so your code here
 is what they train on.
 

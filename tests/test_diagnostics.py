@@ -1,4 +1,4 @@
-"""Hidden checks for Lesson 3.3, the feature-quality tools (`dino_course/diagnostics.py`).
+"""Hidden checks for Lesson 3.4, the feature-quality tools (`dino_course/diagnostics.py`).
 
 For each exercise, from specific to general: what it returns (None, a tensor where a Python
 float is asked for, the shape), that its input is left as it was, the values of small
@@ -48,7 +48,7 @@ dg = LearnerModule("diagnostics")
 EPS = FLOAT32_EPS
 
 
-exercise = functools.partial(pytest.mark.exercise, "3.3")  # @exercise("name"): a check of that exercise of the lesson
+exercise = functools.partial(pytest.mark.exercise, "3.4")  # @exercise("name"): a check of that exercise of the lesson
 
 
 def features(n: int, d: int, seed: int, scale: float = 1.0) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Your progress across the whole course: exercises passed, self-ratings and quiz score per lesson.
 
-Shown in the Lesson 3.4 notebook (a table and a small chart) and on the command line:
+Shown in the Lesson 3.5 notebook (a table and a small chart) and on the command line:
 
     dino-course progress              grade every lesson now, then print the table
     dino-course progress --no-grade   only ratings and quiz (fast: runs no checks)

@@ -31,6 +31,10 @@ File format (version 1):
      "quiz": {"<question id>": {"answer": "<choice id>" | <number>, "attempts": >=1, "saved_at": "..."}}}
 
 Quiz answers are stored, not their correctness: scores are recomputed from the current answer key.
+Nothing is keyed by lesson number: ratings by topic id, answers by question id, and the lesson each
+belongs to is looked up in the code at display time. So renumbering lessons (3.3 split into 3.3 and
+3.4, the assessment moved from 3.4 to 3.5) needs no new version and no migration: an older file is
+read as it is, each entry shown under the lesson that teaches its topic now.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ for numbers, and an explanation for every answer a learner can give) is stored *
 learner who opens the notebook, or glances at the bank, does not see the answers. This is
 obfuscation, not security: like `solutions/`, the key is there for anyone who decodes it
 with `decode_key`. Maintainers edit a question by decoding its key, changing it and storing
-`encode_key(question_id, key)` (see CONTRIBUTING.md, "Lesson 3.4's skills and quiz").
+`encode_key(question_id, key)` (see CONTRIBUTING.md, "Lesson 3.5's skills and quiz").
 
 Decoded key of a multiple-choice question:
 

@@ -1,4 +1,4 @@
-"""The Module 3 quiz questions (Lesson 3.4). Generated data: prompts and choices in plain text,
+"""The Module 3 quiz questions (Lesson 3.5). Generated data: prompts and choices in plain text,
 each answer key encoded (see `dino_course.assessment.quiz`: `decode_key` / `encode_key`)."""
 
 # fmt: off
@@ -63,7 +63,7 @@ QUESTIONS = [{'id': 'ema-stable-targets',
               ['d', "Only to the teacher's output, after centering and just before the sharpening softmax."]],
   'key': '0dFA982NbP0iseHhJwa5qT7r8USCf4FIyHmUseku/oDJl45gFh4KNZq+R4vZf2FA2NKOoo+tiVbzJWkwgMtDukutuqwcJ3zKCXt+ivIaRVyXPzAfKvI2yOgLgyndGs3/gbjV8qyEyyfPHB4kR0vEkpXdLzqhhIczR00SeOE62MUw0sfXHsRI8pIXBBDGh3YXXDA6ogB5mrUasiS0U/9M/E3kS9orRiNajNdm8kzH1lJywowqnlRHVOUWnxRFEOXDrs4XzNn1AX9mrwzxGBDfFuhGRXdQdtJS9PPpiNMsNSNTt7CwM+cMOfF5e/XN6K/QHA84BG/mSGjvgBTS2l3A3+Ck71fkyxFF4pSboMOwjtpfHSKvcOrc6DQgfOdIq9NNcq64xk7A220VNr6/8umCih4bv9+PWFXt1H504Tetk2z1ThDUVJ6VgI3zp59MxXaV4IYZEWajXtSxPRA/D+Au3l62Ljt86QVH/0wHBP6hcBiFn4RbqrPOTFDhcCjzveiX7LF/6ixosVV/Rspi5jqUju0FeOYdC4HOtULTR0ddA9OLDZsL7aqA5/0a4oLG73snJJcuYbwWr8wAHiw+72C8E0yAElaucChYmM+pnQ1JwmUFECGcS65AdrfGBW2XLmZAkFp2wj9xdoMz2aBlauKwcQY+gbPkapnBCk9C4GrWDsnqwp96KlKgmJ2ofG6BEP7C3HeimDNSWm8GzIu+AT9BkYw2BPp5P2lB3tj/2cd6zG6UgnjkAxxG'},
  {'id': 'what-collapse-looks-like',
-  'lesson': '3.3',
+  'lesson': '3.4',
   'topic': 'debugging',
   'kind': 'choice',
   'prompt': "You monitor the teacher's softmax output over K prototypes and find it is (almost) the same "
@@ -74,7 +74,7 @@ QUESTIONS = [{'id': 'ema-stable-targets',
               ['d', 'The normal state at the start of training, before the prototypes have moved.']],
   'key': '35bifOwBqwGz6VfcYwwV2/PwhM5flx5mgbAgoClqtg5SPJenGoVuDwYm3MjbnKxgpVE2FYHh/HnFnOdYopR0fdlA4aK8FfA0MYM2Q6IE14jiqd5n6MbqUAjJEM+YGWV/jQ+wQ49lyV5c92G9A6Hw5ny1xHvBTDUMmW/Xr+bLguQGtRrutai7++/Dqy59VpnIk6P8P1eN9YhuP0l037Wl9JFYBIP82/Jff98HmR+5DqEF9pkSv3uW5owcmKvz3nOWmFu7LrEwxPi3y/mLRw0+e669yGzDOxyr9EfxdPkmXSye1Lza+X6gM6WOi6R+SGdhR+dbSWg51OSXFQJJgaqk2WNBH4eFIHLRNHGNB+pSaKgYH6gSd9bQqhdDJIPFTsygbYATdgXg5hydMomcU/avq/loahdMUT2nZ2H3/MilZ/s2S7kDe7zW4o61Tqeuh7jJFbL/kQKJU2YK+jjjC8JqulfhY3UBr54dShoWjyCf1mESACkvduFG54kxW6LsaHBNQJzKSH8rt5aHEo1s4s3lnOoo9AhN4DYx4VgB2hgb2aqXNoHefQFG4YMzuRCtPik8y5fEzL4eU9iDItPRd8ulFKOK0wIuQLnHGU7Rov8MmGzZaztkTG49nlh0+4hWeBT3U8nnunUqNt9Kb3ixToZi3uK+hcUgydGpiACykiEgelU='},
  {'id': 'what-prevents-collapse',
-  'lesson': '3.3',
+  'lesson': '3.4',
   'topic': 'debugging',
   'kind': 'choice',
   'prompt': 'DINO uses no negative pairs. What keeps it from collapsing?',
@@ -169,7 +169,7 @@ QUESTIONS = [{'id': 'ema-stable-targets',
   'unit': 'tokens',
   'key': 'YLaX57y/G4BJTlg8kHb/IXAc1EzhqkdcEJipDrl8tRuGmGArswcWiST4reYU1N7x2Z3xOTuzuEkA7NIxTzo6eV2K3ArbRYZNbj99A83qCRxw2imwBlr6eO+zJLRAIrHcw46ycBxURKkG/16QsyxSrglw4+ZmTFMrT2ugvOwz+atwBwjPamicxR/eNZTOJ0AbK5S284pwBiwuBRsf+aGz2mnGnwPvIii84+flMxh2kGkF9OZ+WziZIfps1rA65j8cdw+ev8o7OIxg80ZmgqopHoQqWSdPpK0s9/AzKBXP0/K+q+pEIQuL0mQD/wuj55OyzFecSc/6M/R/mLjJ0vE8eZbb2e8wQsS98MPDga/pyj1Xks00Op/IEOQPsKPBXZmfj0CxphQIyjPF0uXgv7U/1bejK0bAVprJ+cv7iPb43NRdklADWF3fVtF44WNBhyE2k2U/BHQshyrxjoIobCd5f6cV4bGXpWQ/HCiaQaGykKN56/chFTVMVXVUgXsDlepUVGFN2BC2CwCJ1OkMA2qkYLyfZyJGEQhnsricRCf3pEVvLWaPtJJKsLb43ITmjnRm8GvIZpirB3OV8FB6vfQWksb5skawcPJtOLmqpnLUpZ5dU1uP2hTVUGGqTlg+4qsqlbhoVJPo3aKgT1R4niYB2ocsKpeK7hJX8HEHRc1kNMKo009BbZ1tm+By4ipyynW20CkBZxTSNAOLyNIkNNHOL3TF9AyBWJ9rLQ=='},
  {'id': 'uniform-collapse-entropy',
-  'lesson': '3.3',
+  'lesson': '3.4',
   'topic': 'debugging',
   'kind': 'number',
   'prompt': 'A collapsed model outputs the uniform distribution over K = 65536 prototypes for every image. '

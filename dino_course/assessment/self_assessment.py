@@ -1,4 +1,4 @@
-"""Lesson 3.4: the Module 3 self-assessment. Self-rating topics and sliders, and the skills check.
+"""Lesson 3.5: the Module 3 self-assessment. Self-rating topics and sliders, and the skills check.
 
 Self-ratings (1–10 per topic) are saved in the progress file (`dino_course.assessment.progress`). The
 skills check is not a questionnaire: each practical skill is tied to the hidden checks of the
@@ -41,8 +41,8 @@ TOPICS: tuple[Topic, ...] = (
     Topic("ema", "EMA teacher updates and momentum scheduling", ("3.1",)),
     Topic("multicrop", "Multi-crop augmentation strategy and implementation", ("3.2",)),
     Topic("heads", "Projection head architecture and normalisation", ("3.3",)),
-    Topic("integration", "Integration of all components into a training pipeline", ("3.3",)),
-    Topic("debugging", "Debugging and visualising student–teacher dynamics", ("3.1", "3.3")),
+    Topic("integration", "Integration of all components into a training pipeline", ("3.4",)),
+    Topic("debugging", "Debugging and visualising student–teacher dynamics", ("3.1", "3.4")),
 )
 
 
@@ -56,8 +56,8 @@ class Skill:
     exercises: tuple[str, ...]  # exercise ids ('3.1/ema_update') whose hidden checks demonstrate it
 
 
-# Exercise ids are those of the lessons' exercise files (sample_crop_box, the 3.3 diagnostics, the head
-# pieces). A maintainer check (tests/maintainer/test_assessment_self_assessment.py) fails when an id is
+# Exercise ids are those of the lessons' exercise files (sample_crop_box, the 3.4 diagnostics, the 3.3
+# head pieces). A maintainer check (tests/maintainer/test_assessment_self_assessment.py) fails when an id is
 # missing from a lesson that exists.
 SKILLS: tuple[Skill, ...] = (
     Skill(
@@ -82,17 +82,17 @@ SKILLS: tuple[Skill, ...] = (
         "Analyse feature quality and representation collapse",
         (
             "3.1/parameter_divergence",
-            "3.3/l2_norm_consistency",
-            "3.3/pairwise_cosine_similarities",
-            "3.3/dimension_spread",
-            "3.3/effective_rank",
-            "3.3/prediction_entropies",
+            "3.4/l2_norm_consistency",
+            "3.4/pairwise_cosine_similarities",
+            "3.4/dimension_spread",
+            "3.4/effective_rank",
+            "3.4/prediction_entropies",
         ),
     ),
     Skill(
         "multicrop-memory",
         "Keep multi-crop training memory-efficient (one backbone pass per resolution)",
-        ("3.2/group_by_resolution", "3.2/collate_multicrop", "3.3/MultiCropNetwork.forward", "3.3/measure_forward"),
+        ("3.2/group_by_resolution", "3.2/collate_multicrop", "3.4/MultiCropNetwork.forward", "3.4/measure_forward"),
     ),
     Skill(
         "integration",
@@ -103,7 +103,7 @@ SKILLS: tuple[Skill, ...] = (
             "3.3/l2_normalize",
             "3.3/DINOProjectionHead.forward",
             "3.3/cancel_last_layer_gradients",
-            "3.3/MultiCropNetwork.forward",
+            "3.4/MultiCropNetwork.forward",
         ),
     ),
 )
@@ -183,7 +183,7 @@ def untouched_lessons_report(lesson_id: str) -> GradeReport | None:
 
     Every hidden check first calls the learner's code, and an untouched stub raises
     `ExerciseNotStarted` there, so running the checks could only say "not started": this says
-    it from a text comparison, without running them (a learner at Lesson 3.4 has not touched
+    it from a text comparison, without running them (a learner at Lesson 3.5 has not touched
     Module 4 yet, and grading it would cost time for nothing).
     """
     from dino_course.grading import reference_switch as reference

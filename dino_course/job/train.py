@@ -1,7 +1,7 @@
 """The course's main job, `dino-course train`: DINO trained end to end with the course's own code.
 
-It puts the lessons together: the ViT backbone, the projection head and multi-crop network
-(3.3), the EMA teacher (3.1), the loss with centering and sharpening (4.1-4.3), the training
+It puts the lessons together: the ViT backbone, the projection head (3.3) and multi-crop
+network (3.4), the EMA teacher (3.1), the loss with centering and sharpening (4.1-4.3), the training
 step (4.4) and the k-NN monitor and attention maps (4.5). Which code runs, yours or the
 reference, follows `DINO_COURSE_REFERENCE` like everything else in the course; an exercise
 you have not started stops the job with a message saying which one and how to switch the
@@ -295,7 +295,7 @@ CENTER_IGNORED = (
 class CollapseWarnings:
     """Turns a run's `collapse_statistics` into warnings a learner can act on (printed by the job).
 
-    (Lesson 3.3's `feature_quality_report`, in `dino_course.widgets.feature_quality`, judges a
+    (Lesson 3.4's `feature_quality_report`, in `dino_course.widgets.feature_quality`, judges a
     batch of a network's outputs with the learner's own metrics instead.)"""
 
     UNIFORM = 0.95  # teacher_entropy above this: outputs nearly uniform

@@ -23,7 +23,7 @@ def lesson_notebooks(lesson_ids: list[str] | None = None) -> list[Path]:
     """Notebook paths of the chosen lessons (default: all), in course order."""
     known = lessons()
     if lesson_ids is not None:
-        # a lesson without exercises (e.g. 3.4, the assessment) is known by its notebook's name
+        # a lesson without exercises (e.g. 3.5, the assessment) is known by its notebook's name
         unknown = sorted(i for i in set(lesson_ids) - set(known) if not _notebooks_named(i))
         if unknown:
             raise ValueError(f"lessons must be among {sorted(known)} or name a notebook <id>_*.ipynb, got unknown {unknown}")

@@ -1,4 +1,4 @@
-"""Given: ready-made DINO models in one call, and variants of the projection head (Lesson 3.3).
+"""Given: ready-made DINO models in one call, and variants of the projection head (Lesson 3.4).
 
 Factories that put a backbone and a head together into your `CompleteDINOModel`
 (`dino_course/model.py`):

@@ -1,7 +1,7 @@
-"""Given: is a representation healthy or collapsed? A readable report and a picture (Lesson 3.3).
+"""Given: is a representation healthy or collapsed? A readable report and a picture (Lesson 3.4).
 
 The numbers come from your feature-quality tools in `dino_course/diagnostics.py` (or the
-reference where you switched Lesson 3.3 on); this module runs a network to get its outputs,
+reference where you switched Lesson 3.4 on); this module runs a network to get its outputs,
 turns your five metrics into a verdict, and draws them for several models side by side:
 
     network_outputs(network, images)        backbone features, normalised bottleneck, logits
@@ -109,7 +109,7 @@ def feature_quality_report(
         temperature: τ of the predictions; None keeps `prediction_entropies`' default (the
             student's 0.1).
         metrics: the module whose five metrics are used; None is `dino_course.diagnostics`
-            (your code, or the reference where Lesson 3.3 is switched on). A hidden check
+            (your code, or the reference where Lesson 3.4 is switched on). A hidden check
             passes the world it grades.
     """
     if metrics is None:

@@ -186,7 +186,7 @@ def make_class(folder: Path, solutions_dir: Path, stubs_dir: Path) -> dict[str, 
     half = stubs.copy()
     for module in ("student_teacher", "multicrop", "heads", "model", "diagnostics"):
         half.texts[module] = reference.texts[module]
-    done = {lesson: (PASSED, "") for lesson in ("3.1", "3.2", "3.3")}
+    done = {lesson: (PASSED, "") for lesson in ("3.1", "3.2", "3.3", "3.4")}
     archive("s09-half-finished", half, Expected(NOT_STARTED, done))
 
     broken("s10-ema-momentum-swapped", "3.1/ema_update", """
@@ -203,7 +203,7 @@ def make_class(folder: Path, solutions_dir: Path, stubs_dir: Path) -> dict[str, 
         x.div_(x.norm(dim=-1, keepdim=True).clamp_min(eps))
         return x
         """)
-    broken("s16-effective-rank-a-tensor", "3.3/effective_rank", "return torch.tensor(1.0)")
+    broken("s16-effective-rank-a-tensor", "3.4/effective_rank", "return torch.tensor(1.0)")
     broken("s17-center-without-momentum", "4.1/update_center",
            "return teacher_output.detach().mean(dim=0, keepdim=True)")
     broken("s18-sharpen-without-temperature", "4.2/sharpen", "return torch.softmax(logits.float(), dim=-1)")
@@ -247,11 +247,11 @@ def make_class(folder: Path, solutions_dir: Path, stubs_dir: Path) -> dict[str, 
         shutil.rmtree(Path(__file__).resolve().parents[1], ignore_errors=True)
         """), Expected(PASSED, {"3.3/l2_normalize": (FAILED, r"PermissionError.*must not write or delete")},
                        flagged=True))
-    archive("s29-deletes-through-ctypes", reference.copy().prepend_to_body("3.3/dimension_spread", """
+    archive("s29-deletes-through-ctypes", reference.copy().prepend_to_body("3.4/dimension_spread", """
         import ctypes
         from pathlib import Path
         ctypes.CDLL(None).unlink(str(Path(__file__).resolve().parents[1] / "dino_course" / "networks" / "vit.py").encode())
-        """), Expected(PASSED, {"3.3/dimension_spread": (FAILED, r"changed or deleted files of the course.*vit\.py")},
+        """), Expected(PASSED, {"3.4/dimension_spread": (FAILED, r"changed or deleted files of the course.*vit\.py")},
                        flagged=True))
 
     cheat = reference.copy().replace_body("3.1/ema_update", "_reference_ema(teacher, student, momentum)")
@@ -269,7 +269,7 @@ def make_class(folder: Path, solutions_dir: Path, stubs_dir: Path) -> dict[str, 
         return importlib.import_module("sol" + "utions.temperature").sharpen(logits, temperature)
         """), Expected(PASSED, _module_override("temperature", FAILED, REFUSED + r".*calls the reference solution"),
                        flagged=True))
-    archive("s33-reads-solutions-by-computed-path", reference.copy().prepend_to_body("3.3/l2_norm_consistency", """
+    archive("s33-reads-solutions-by-computed-path", reference.copy().prepend_to_body("3.4/l2_norm_consistency", """
         import os
         here = os.path.dirname(os.path.abspath(__file__))
         _ = open(os.path.join(here, os.pardir, "sol" + "utions", "diagnostics.py")).read()

@@ -1,4 +1,4 @@
-"""Lesson 3.4's progress store: round trip, damaged files kept aside, concurrent saves, location rule."""
+"""Lesson 3.5's progress store: round trip, damaged files kept aside, concurrent saves, location rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lesson 3.4's quiz: the bank is complete and consistent, the grader is right, the key is hidden."""
+"""Lesson 3.5's quiz: the bank is complete and consistent, the grader is right, the key is hidden."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dino_course.grading.catalog import REPO_ROOT
 
 pytestmark = pytest.mark.maintainer
 
-NOTEBOOK = REPO_ROOT / "lessons" / "module3" / "3.4_assessment.ipynb"
+NOTEBOOK = REPO_ROOT / "lessons" / "module3" / "3.5_assessment.ipynb"
 QUESTIONS = quiz.questions()
 CHOICE = [q for q in QUESTIONS if q.kind == "choice"]
 NUMBER = [q for q in QUESTIONS if q.kind == "number"]

@@ -1,4 +1,4 @@
-"""Lesson 3.4's skills check, self-rating sliders and progress dashboard, tested without a browser."""
+"""Lesson 3.5's skills check, self-rating sliders and progress dashboard, tested without a browser."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_skills_and_topics_follow_the_seed():
     assert len(SKILLS) == 5 and len(TOPICS) == 5
     assert len({s.id for s in SKILLS}) == 5 and len({t.id for t in TOPICS}) == 5
     assert all(s.exercises for s in SKILLS)
-    assert MAPPED_LESSONS == ["3.1", "3.2", "3.3"]
+    assert MAPPED_LESSONS == ["3.1", "3.2", "3.3", "3.4"]
 
 
 @pytest.mark.parametrize("lesson_id", MAPPED_LESSONS)
@@ -169,7 +169,7 @@ def test_dashboard_rows_combine_grades_ratings_and_quiz(store):
     from dino_course.assessment.quiz import questions
 
     store.set_rating("ema", 6)
-    store.set_rating("debugging", 9)  # taught in 3.1 and 3.3
+    store.set_rating("debugging", 9)  # taught in 3.1 and 3.4
     first = next(q for q in questions() if q.lesson == "3.1" and q.kind == "choice")
     store.record_answer(first.id, first.key["answer"])
     outcomes = {e: PASSED for e in ST_IDS}
@@ -187,9 +187,38 @@ def test_dashboard_rows_combine_grades_ratings_and_quiz(store):
     assert len(ax.patches) == 3 * len(rows)
 
 
-@pytest.mark.parametrize("n_lessons", [1, 8, 9, 20])
+def test_a_progress_file_saved_before_lesson_3_3_was_split_reads_the_same(store):
+    """Lesson 3.3 (head, model, diagnostics) became 3.3 (head) and 3.4 (model, diagnostics), and the
+    assessment moved from 3.4 to 3.5. The progress file keys ratings by topic id and quiz answers by
+    question id, never by lesson, so a file saved before the split needs no migration: it is read as
+    it is (no notice, nothing kept aside, not rewritten), and each rating and answer is shown under
+    the lesson that teaches its topic now; nothing lands under 3.5, the assessment."""
+    from dino_course.assessment.quiz import questions
+
+    by_id = {q.id: q for q in questions()}
+    saved_at = "2026-11-30T10:00:00Z"
+    before_split = {
+        "format": "dino-course-progress", "version": 1,
+        "ratings": {"heads": {"value": 4, "saved_at": saved_at}, "integration": {"value": 8, "saved_at": saved_at},
+                    "debugging": {"value": 6, "saved_at": saved_at}},
+        "quiz": {"freeze-last-layer": {"answer": by_id["freeze-last-layer"].key["answer"], "attempts": 1, "saved_at": saved_at},
+                 "uniform-collapse-entropy": {"answer": by_id["uniform-collapse-entropy"].key["answer"], "attempts": 2,
+                                              "saved_at": saved_at}},
+    }
+    text = json.dumps(before_split, indent=2, sort_keys=True) + "\n"
+    store.path.write_text(text, encoding="utf-8")
+    rows = {r.lesson: r for r in dashboard.course_progress(store, {}, grade=False)}
+    assert store.notices == [] and store.path.read_text(encoding="utf-8") == text
+    assert by_id["freeze-last-layer"].lesson == "3.3" and by_id["uniform-collapse-entropy"].lesson == "3.4"
+    assert rows["3.3"].rating == 4 and (rows["3.3"].quiz_correct, rows["3.3"].quiz_answered) == (1, 1)
+    assert rows["3.4"].rating == pytest.approx(7.0)  # integration 8 and debugging 6, both taught in 3.4 now
+    assert (rows["3.4"].quiz_correct, rows["3.4"].quiz_answered) == (1, 1)
+    assert "3.5" not in rows, "the assessment has no exercises, topics or quiz questions of its own"
+
+
+@pytest.mark.parametrize("n_lessons", [1, 9, 10, 20])
 def test_progress_chart_labels_are_readable_and_do_not_overlap(n_lessons):
-    """The 3.4 chart: no tick label overlaps another (8 lessons today, 9 or 20 later), no text under 9 pt."""
+    """The 3.5 chart: no tick label overlaps another (9 lessons today, 10 or 20 later), no text under 9 pt."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -143,7 +143,7 @@ def test_every_default_is_the_owning_lessons_constant(reference_on):
         for name, value in found.items():
             if name in owners:
                 assert value == owners[name], f"{owner}'s default {name} = {value}, its lesson says {owners[name]}"
-    # Lesson 3.3 repeats τ_s (a lesson file imports only earlier lessons): it must be 4.2's value
+    # Lesson 3.4 repeats τ_s (a lesson file imports only earlier lessons): it must be 4.2's value
     assert diagnostics.STUDENT_TEMP == temperature.STUDENT_TEMP
     assert defaults(diagnostics.prediction_entropies)["temperature"] == temperature.STUDENT_TEMP
     # the demo departs where it says so; everything else is the lessons' value

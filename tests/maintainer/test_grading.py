@@ -123,13 +123,13 @@ def test_a_correct_plain_loop_passes_and_a_wrong_exercise_fails_with_its_hint(st
 
 
 def test_a_broken_file_is_never_reported_as_success(finished):
-    """A bug the grader once had: a NameError appended to student_teacher.py made Lesson 3.3
+    """A bug the grader once had: a NameError appended to student_teacher.py made Lesson 3.3 (then also model.py)
     report "6 of 6 (100 %)" with seven exercises missing from the table."""
     (finished / "student_teacher.py").write_text((finished / "student_teacher.py").read_text() + "\noops = undefined_name\n")
-    code, output = run_check(finished, "3.3")
+    code, output = run_check(finished, "3.4")
     assert code == 0, output
-    in_lesson = {lesson: sum(e.lesson == lesson for e in exercises().values()) for lesson in ("3.1", "3.3")}
-    assert score(output) == (in_lesson["3.3"], in_lesson["3.3"]), "Lesson 3.3 imports student_teacher: it must still be graded, in full"
+    in_lesson = {lesson: sum(e.lesson == lesson for e in exercises().values()) for lesson in ("3.1", "3.4")}
+    assert score(output) == (in_lesson["3.4"], in_lesson["3.4"]), "Lesson 3.4 (model.py) imports student_teacher: it must still be graded, in full"
     code, output = run_check(finished, "3.1")
     assert code == 1
     assert score(output) == (0, in_lesson["3.1"])

@@ -32,8 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Exercises of the course that the main job runs, by module. The others are lesson tools the job
 # has no use for: sync_teacher (3.1: the job's teacher starts as a copy and is never re-synchronised;
-# resuming loads both state dicts), parameter_divergence (3.1, a plot of the lesson), adaptive_head_dims (3.3, sizes
-# a head for a given backbone; the presets name their sizes), measure_forward (3.3, a measurement of the lesson), the representation diagnostics of 3.3
+# resuming loads both state dicts), parameter_divergence (3.1, a plot of the lesson), adaptive_head_dims (3.4, sizes
+# a head for a given backbone; the presets name their sizes), measure_forward (3.4, a measurement of the lesson), the representation diagnostics of 3.4
 # (the job's collapse monitor must stay right when a learner's diagnostics are wrong), entropy (4.2;
 # likewise for the monitor's entropies), sharpen (4.2: the 4.3 loss sharpens the teacher's
 # outputs inside its own softmax, as the lesson has the learner write it), gradient_norms_by_layer (4.4) and

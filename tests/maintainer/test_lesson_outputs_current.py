@@ -6,7 +6,7 @@ outputs that state course facts and compare them with what the course's code say
 
 - a whole-lesson `check("<lesson>")` cell: the lesson's title, its exercises in order, "Score: N of M";
 - a one-exercise `check("<lesson>", "<name>")` cell: the exercise still exists;
-- Lesson 3.4: the progress table (lessons, titles, exercise and quiz counts, the course total), the
+- Lesson 3.5: the progress table (lessons, titles, exercise and quiz counts, the course total), the
   skills check (skills and their exercise ids), the quiz's question counts, and the progress chart's
   size (it grows with the number of lessons).
 
@@ -29,7 +29,7 @@ from dino_course.grading import catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(REPO_ROOT.glob("lessons/module*/*.ipynb"))
-ASSESSMENT = REPO_ROOT / "lessons" / "module3" / "3.4_assessment.ipynb"
+ASSESSMENT = REPO_ROOT / "lessons" / "module3" / "3.5_assessment.ipynb"
 
 WHOLE_LESSON_CHECK = re.compile(r'^check\("(\d+\.\d+)"\)$')
 ONE_EXERCISE_CHECK = re.compile(r'check\("(\d+\.\d+)",\s*"([^"]+)"\)')
@@ -97,7 +97,7 @@ def test_stored_check_outputs_match_the_catalogue(path):
 
 
 def _assessment_outputs() -> dict[str, str]:
-    """The 3.4 outputs by what they show: the skills table, the progress table, the quiz count, the chart."""
+    """The 3.5 outputs by what they show: the skills table, the progress table, the quiz count, the chart."""
     found = {}
     for cell in _code_cells(ASSESSMENT):
         for output in cell.outputs:

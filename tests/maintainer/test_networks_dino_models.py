@@ -1,4 +1,4 @@
-"""Given code around Lesson 3.3's model: the factories, adaptive and multi-head projections and
+"""Given code around Lesson 3.4's model: the factories, adaptive and multi-head projections and
 spectral normalisation of `dino_course/networks/dino_models.py` (on the reference), and loading
 the original DINO weights into `solutions/model.py`'s network."""
 

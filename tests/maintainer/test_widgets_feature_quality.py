@@ -1,4 +1,4 @@
-"""Given code around Lesson 3.3's diagnostics: model outputs, the divergence by part, the
+"""Given code around Lesson 3.4's diagnostics: model outputs, the divergence by part, the
 feature-quality report and figure (`dino_course/widgets/`), on the reference."""
 
 from __future__ import annotations

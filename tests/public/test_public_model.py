@@ -1,4 +1,4 @@
-"""Public checks of Lesson 3.3, `dino_course/model.py`: no reference solution needed.
+"""Public checks of Lesson 3.4, `dino_course/model.py`: no reference solution needed.
 
 They run the docstring examples and check properties every correct implementation has. Passing
 them does not mean the hidden checks pass: those also compare values with the reference.
@@ -14,7 +14,7 @@ from torch import nn
 
 from dino_course.instructor.public_checks import CourseModule, run_documented_examples
 
-LESSON = "3.3"
+LESSON = "3.4"
 md = CourseModule("model")
 EXERCISES = ["MultiCropNetwork.forward", "measure_forward", "adaptive_head_dims"]
 

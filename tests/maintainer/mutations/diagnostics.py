@@ -1,4 +1,4 @@
-"""Mutations of Lesson 3.3's feature-quality tools (`solutions/diagnostics.py`); see `../mutation_harness.py`."""
+"""Mutations of Lesson 3.4's feature-quality tools (`solutions/diagnostics.py`); see `../mutation_harness.py`."""
 
 from mutation_harness import Alternative, Bug
 

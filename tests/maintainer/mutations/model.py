@@ -1,4 +1,4 @@
-"""Mutations of Lesson 3.3's complete model (`solutions/model.py`); see `../mutation_harness.py`."""
+"""Mutations of Lesson 3.4's complete model (`solutions/model.py`); see `../mutation_harness.py`."""
 
 from mutation_harness import Alternative, Bug
 
