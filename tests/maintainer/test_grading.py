@@ -303,3 +303,46 @@ def test_native_stderr_of_the_checks_stays_out_of_the_notebook(monkeypatch, capf
     assert "NATIVE-NOISE" in verbose.out and "NATIVE-NOISE" not in verbose.err
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "after\n"
+
+
+@pytest.mark.parametrize("import_seconds, remembered", [(0.0, False), (0.6, True)])
+def test_a_cut_short_import_is_blamed_on_the_file_only_when_the_import_took_the_time(
+    monkeypatch, tmp_path, import_seconds, remembered
+):
+    """A check stopped by the time limit while it imports the learner's file: when the check had
+    already spent its time elsewhere (a slow machine), the next check imports the file afresh instead
+    of failing every exercise in it as "did not finish importing"; when the import itself took the
+    time (an endless loop at the top of the file), the verdict is remembered."""
+    from dino_course.grading import isolation, pytest_plugin
+
+    monkeypatch.setattr(pytest_plugin, "CHECK_TIME_LIMIT_S", 1.0)
+    monkeypatch.setenv(LEARNER_DIR_ENV, str(tmp_path))
+    runs = tmp_path / "runs.txt"
+    (tmp_path / "centering.py").write_text(textwrap.dedent(f"""\
+        import time
+        from pathlib import Path
+        runs = Path({str(runs)!r})
+        runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
+        if len(runs.read_text()) == 1:
+            time.sleep({import_seconds})
+
+            class Failed(Exception):
+                pass
+
+            raise Failed("Timeout >1.0s")  # what pytest-timeout raises when the check runs out of time
+        def update_center():
+            return "loaded"
+        """))
+    isolation.forget_worlds()
+    try:
+        with pytest.raises(Exception, match="Timeout"):
+            isolation.load_learner_module("centering")
+        if remembered:
+            with pytest.raises(Exception, match="did not finish importing within the time limit"):
+                isolation.load_learner_module("centering")
+            assert runs.read_text() == "x"
+        else:
+            assert isolation.load_learner_module("centering").update_center() == "loaded"
+            assert runs.read_text() == "xx"
+    finally:
+        isolation.forget_worlds()
