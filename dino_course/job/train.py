@@ -686,7 +686,9 @@ def run_training(
         def run_evaluation(epoch: int) -> None:
             if not env.is_main:
                 return
-            result = {"epoch": epoch, **evaluate(model, criterion, data, config, parts, epoch)}
+            # training seconds so far (evaluations excluded): the time a learner waits for this accuracy
+            result = {"epoch": epoch, "train_seconds": round(metrics["train_seconds"], 2),
+                      **evaluate(model, criterion, data, config, parts, epoch)}
             initial = metrics["evaluations"][0] if metrics["evaluations"] else None
             new_warnings = [] if initial is None else CollapseWarnings().check(result, initial)
             # recorded together, once evaluate has finished: an interrupted evaluation leaves no trace
