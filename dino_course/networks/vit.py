@@ -17,8 +17,10 @@ how the student sees 224 px global and 96 px local crops with the same weights.
 
 Simplifications of the original, named here: no dropout and no stochastic depth
 (`drop_path_rate` is 0 in the DINO ViT-S/16 recipe too); the attention of the ordinary
-forward uses `F.scaled_dot_product_attention` (same numbers, faster on a CPU), while
-`last_attention` computes the probabilities explicitly so the lessons can show them.
+forward over more than `EXPLICIT_ATTENTION_MAX_TOKENS` tokens uses the fused
+`F.scaled_dot_product_attention` (same numbers, faster on a CPU for long sequences), and over
+fewer the original's explicit softmax(q k^T * scale) v; `last_attention` computes the
+probabilities explicitly so the lessons can show them.
 
 A speed change, named here and at `linear`: on an x86 CPU, in float32, the blocks' four linear
 layers (q/k/v, projection, the MLP's two) multiply through oneDNN rather than `F.linear`, which
@@ -90,6 +92,13 @@ class ViTConfig:
 
 # Multiply the blocks' linear layers through oneDNN on an x86 CPU in float32 (see the module docstring).
 FAST_CPU_LINEAR = True
+
+# Attention over at most this many tokens is computed explicitly, softmax(q k^T * scale) v, as the
+# original does; longer sequences use the fused `F.scaled_dot_product_attention`. On the cpu-digits
+# crops (17 and 5 tokens) PyTorch's fused CPU kernel split the few, tiny heads over two threads and
+# got slower than on one (benchmarks/README.md, "The original DINO code"); the explicit form's matmuls
+# scale with the threads. Same numbers up to float32 rounding.
+EXPLICIT_ATTENTION_MAX_TOKENS = 32
 _ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if (
     torch.backends.mkldnn.is_available() and platform.machine().lower() in ("x86_64", "amd64")) else None
 
@@ -210,7 +219,10 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape
         q, k, v = self._split_heads(x)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (B, heads, N, D/heads)
+        if tokens <= EXPLICIT_ATTENTION_MAX_TOKENS:  # short sequences: two batched matmuls and a softmax
+            out = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (B, heads, N, D/heads)
         out = out.transpose(1, 2).reshape(batch, tokens, dim)  # (B, N, D)
         return linear(self.proj, out)
 

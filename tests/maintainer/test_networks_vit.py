@@ -132,3 +132,23 @@ def test_onednn_linear_equals_f_linear_to_float32_rounding(monkeypatch):
     for name, fast, plain, bound in zip(("output", "input grad", "weight grad", "bias grad"), results[True], results[False], bounds):
         excess = ((fast - plain).abs() - bound).max().item()
         assert excess <= 0, f"{name}: the oneDNN linear differs from F.linear by more than float32 rounding ({excess:.3g} over)"
+
+
+def test_explicit_attention_on_short_sequences_equals_the_fused_kernel(monkeypatch):
+    """Up to `EXPLICIT_ATTENTION_MAX_TOKENS` tokens the ViT computes softmax(q k^T * scale) v itself;
+    output and gradients agree with `F.scaled_dot_product_attention` to float32 rounding."""
+    from dino_course.networks import vit
+
+    torch.manual_seed(0)
+    attention = vit.Attention(dim=48, num_heads=3, qkv_bias=True)
+    x = torch.randn(5, 17, 48, requires_grad=True)
+    results = {}
+    for limit in (32, 0):  # 17 tokens: explicit, then fused
+        monkeypatch.setattr(vit, "EXPLICIT_ATTENTION_MAX_TOKENS", limit)
+        attention.zero_grad()
+        x.grad = None
+        out = attention(x)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        results[limit] = (out.detach(), x.grad.clone(), attention.qkv.weight.grad.clone())
+    for explicit, fused in zip(results[32], results[0]):
+        torch.testing.assert_close(explicit, fused, rtol=1e-5, atol=1e-6)
