@@ -20,7 +20,7 @@ on the same cosine, has decayed to nearly nothing too: the student has stopped m
 This module owns the teacher momentum: `MOMENTUM_TEACHER` and `MOMENTUM_TEACHER_END` are the
 defaults of every class and job of the course (the original's name, `--momentum_teacher`).
 A short run departs from the *start* value, not the end (the main job's `cpu-digits` preset
-starts at 0.99): what matters is how many steps the teacher remembers, ~1/(1 − τ), compared
+starts at 0.98): what matters is how many steps the teacher remembers, ~1/(1 − τ), compared
 with the length of the run.
 
 Exercises (each marked in its docstring):
