@@ -16,6 +16,7 @@ What changes with N processes, and why the result equals one process over the sa
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import warnings
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ def setup(device: str = "auto") -> Environment:
     if world_size <= 1:
         return Environment(0, 1, torch.device("cuda" if use_cuda else "cpu"))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    # Only rank 0 prints; if a process dies in native code (an abort in a communication library),
+    # this still leaves its Python stack on stderr, which torchrun passes through.
+    faulthandler.enable()
     backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -64,8 +68,14 @@ def setup(device: str = "auto") -> Environment:
     return Environment(rank, world_size, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"))
 
 
-def teardown(env: Environment) -> None:
+def teardown(env: Environment, completed: bool = False) -> None:
+    """Leave the process group. After a completed run the processes first meet at a barrier, so
+    none shuts its connections down while another is still evaluating or writing figures (rank 0
+    works on after the last step; the others would otherwise leave at once). After an error there
+    is no barrier: the others notice the closed connections and stop with an error of their own."""
     if env.distributed and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -624,6 +624,7 @@ def run_training(
     output_dir = prepare_output_folder(output_dir)
     checkpoint_path = output_dir / "checkpoint.pt"
     env = setup()
+    completed = False
     try:
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -800,9 +801,11 @@ def run_training(
                 maps = parts.evaluation.cls_attention_maps(model.teacher.backbone, images)
                 masks = parts.evaluation.attention_mass_mask(maps)
                 plot_attention_figure(data.test_images[:6], maps, masks, output_dir / "attention_maps.png")
+        completed = True
         return TrainResult(output_dir, metrics, interrupted, model)
     finally:
-        teardown(env)
+        step_model = None  # the DDP wrapper (and its reducer) goes before the process group it uses
+        teardown(env, completed)
 
 
 def not_started_message(error: ExerciseNotStarted) -> str:
