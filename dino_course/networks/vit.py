@@ -130,9 +130,11 @@ class _OneDNNLinear(torch.autograd.Function):
 
 
 def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`layer(x)`; through oneDNN on an x86 CPU in float32 outside autocast (speed only, see the module docstring)."""
+    """`layer(x)`; through oneDNN on an x86 CPU in float32 outside autocast and `torch.compile` (speed
+    only, see the module docstring; a compiled graph chooses its own GEMM)."""
     if (FAST_CPU_LINEAR and _ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == torch.float32
-            and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")):
+            and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()):
         return _OneDNNLinear.apply(x, layer.weight, layer.bias)
     return layer(x)
 
