@@ -51,7 +51,7 @@ from dino_course.data.datasets import DIGITS_MEAN, DIGITS_STD, ImageSet, load_da
 from dino_course.data.multicrop_pipeline import MultiCropAugmentation
 from dino_course.data.normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_uint8
 from dino_course.job.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from dino_course.job.settings import SettingError, check_settings, integer_at_least
+from dino_course.job.settings import PRECISIONS, SettingError, check_settings, integer_at_least
 from dino_course.job.distributed import DistributedDINO, Environment, average_across_processes, setup, teardown
 from dino_course.grading import ExerciseNotStarted
 from dino_course.files.safe_files import atomic_write_text, remove_stale_temporaries
@@ -144,6 +144,11 @@ class TrainConfig:
     eval_every: int = 5  # epochs between k-NN evaluations (also after the last epoch)
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 leaves PyTorch's default
+    # "float32", or "bfloat16": the forward pass and the loss under `torch.autocast` (`train_step`'s
+    # autocast_dtype; weights, gradients, optimiser and EMA stay float32). The original runs float16
+    # autocast with a gradient scaler on GPUs (--use_fp16); bfloat16 keeps float32's exponent range, so it
+    # needs no scaler. Opt-in: it changes the numbers (benchmarks/README.md, "Step options", measures it)
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         """Refuse a setting the run cannot use before anything starts: one `SettingError` naming it."""
@@ -159,6 +164,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def field_defaults(cls) -> dict:
+        """Each setting's default (the paper's recipe), in `to_dict` form."""
+        return cls().to_dict()
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -654,8 +664,10 @@ def run_training(
         start_it = 0
         if resume:
             state = load_checkpoint(checkpoint_path)
-            if state["config"] != config.to_dict():
-                changed = sorted(k for k in config.to_dict() if state["config"].get(k) != config.to_dict()[k])
+            # a setting added after the checkpoint was written counts as its default (e.g. `precision`)
+            saved_config = {**TrainConfig.field_defaults(), **state["config"]}
+            if saved_config != config.to_dict():
+                changed = sorted(k for k in config.to_dict() if saved_config.get(k) != config.to_dict()[k])
                 raise CheckpointError(f"--resume: the checkpoint in {output_dir} was made with other settings ({changed}); use the same ones")
             model.student.load_state_dict(state["student"])
             model.teacher.load_state_dict(state["teacher"])
@@ -700,6 +712,7 @@ def run_training(
                 _log(env, quiet, warning)
 
         total = config.epochs * steps_per_epoch
+        autocast = {"autocast_dtype": torch.bfloat16} if config.precision == "bfloat16" else {}
         clock = {"started": time.perf_counter()}
         saved = {"iteration": start_it if resume else None, "metrics": json.dumps(metrics, indent=1) if resume else None}
         if env.is_main:
@@ -748,7 +761,7 @@ def run_training(
                     views = [view.to(env.device) for view in views]
                     step = parts.training.train_step(
                         step_model, criterion, optimizer, views, it, epoch, schedules,
-                        clip_grad=config.clip_grad, freeze_last_layer=config.freeze_last_layer,
+                        clip_grad=config.clip_grad, freeze_last_layer=config.freeze_last_layer, **autocast,
                     )
                     loss = average_across_processes(step["loss"])
                     metrics["iterations"].append({
@@ -853,7 +866,7 @@ several processes: torchrun --nproc_per_node=2 -m dino_course train ... (gloo on
 _OVERRIDES = {
     "epochs": int, "batch_size": int, "base_lr": float, "teacher_temp": float, "warmup_teacher_temp": float,
     "momentum_teacher": float, "n_local": int, "output_dim": int, "seed": int, "eval_every": int,
-    "threads": int, "dataset": str, "data": str, "image_size": int, "knn_k": int,
+    "threads": int, "dataset": str, "data": str, "image_size": int, "knn_k": int, "precision": str,
 }
 
 
@@ -878,7 +891,9 @@ def add_train_arguments(parser) -> None:
     for name, kind in _OVERRIDES.items():
         flag = "--lr" if name == "base_lr" else "--" + name.replace("_", "-")
         values = ", ".join(f"{preset} {getattr(PRESETS[preset], name)}" for preset in ("paper", DEFAULT_PRESET))
-        parser.add_argument(flag, dest=name, type=kind, default=None, help=f"override the preset's {name} ({values})")
+        choices = PRECISIONS if name == "precision" else None
+        parser.add_argument(flag, dest=name, type=kind, default=None, choices=choices,
+                            help=f"override the preset's {name} ({values})")
 
 
 def config_from_arguments(args) -> TrainConfig:

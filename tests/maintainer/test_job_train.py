@@ -58,6 +58,50 @@ def test_resume_refuses_other_settings(tmp_path, reference_on):
         run_training(tiny(base_lr=1e-3), tmp_path, quiet=True, progress=False, figures=False, resume=True)
 
 
+def test_bfloat16_precision_runs_the_step_under_autocast_and_resumes_exactly(tmp_path, reference_on, monkeypatch):
+    from dino_course import training
+    from dino_course.job.train import run_training
+
+    seen = []
+    real_train_step = training.train_step
+
+    def spy(*args, **kwargs):  # the job's step, recording the autocast it was given
+        seen.append(kwargs.get("autocast_dtype"))
+        return real_train_step(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_step", spy)
+    full = run_training(tiny(), tmp_path / "float32", quiet=True, progress=False, figures=False)
+    assert set(seen) == {None}
+    seen.clear()
+    config = tiny(precision="bfloat16")
+    whole = run_training(config, tmp_path / "whole", quiet=True, progress=False, figures=False)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(torch.isfinite(torch.tensor(losses(whole.metrics))))
+    assert losses(whole.metrics) != losses(full.metrics), "bfloat16 autocast should change the losses' rounding"
+    # weights stay float32 (autocast computes in bfloat16, it stores nothing in it)
+    assert {value.dtype for value in whole.model.student.state_dict().values() if value.is_floating_point()} == {torch.float32}
+    run_training(config, tmp_path / "split", quiet=True, progress=False, figures=False, stop_after=2)
+    second = run_training(config, tmp_path / "split", quiet=True, progress=False, figures=False, resume=True)
+    assert losses(second.metrics) == losses(whole.metrics)
+
+
+def test_resume_reads_a_checkpoint_from_before_a_setting_existed(tmp_path, reference_on):
+    """A checkpoint written before `precision` existed resumes as float32 and refuses bfloat16."""
+    from dino_course.job.checkpoints import save_checkpoint
+    from dino_course.job.train import run_training
+
+    run_training(tiny(), tmp_path, quiet=True, progress=False, figures=False, stop_after=1)
+    path = tmp_path / "checkpoint.pt"
+    state = load_checkpoint(path)
+    del state["config"]["precision"]
+    save_checkpoint(path, state)
+    with pytest.raises(CheckpointError, match="precision"):
+        run_training(tiny(precision="bfloat16"), tmp_path, quiet=True, progress=False, figures=False, resume=True)
+    resumed = run_training(tiny(), tmp_path, quiet=True, progress=False, figures=False, resume=True)
+    assert not resumed.interrupted
+    assert len(resumed.metrics["iterations"]) == tiny().epochs * resumed.metrics["steps_per_epoch"]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "not-a-checkpoint"])
 def test_damaged_checkpoint_gives_a_clear_error(tmp_path, reference_on, damage):
     from dino_course.job.train import run_training
