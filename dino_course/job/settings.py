@@ -51,10 +51,11 @@ def _is_rgb(value, positive: bool) -> bool:
             and (not positive or all(v > 0 for v in value)))
 
 
-# What each TrainConfig field accepts: (test, what the error says is expected). Every field has a row
-# (a maintainer check holds that); the checks across fields follow in `_cross_field_problems`.
 # the forward pass and loss in float32, or under bfloat16 autocast (`TrainConfig.precision`)
 PRECISIONS = ("float32", "bfloat16")
+
+# What each TrainConfig field accepts: (test, what the error says is expected). Every field has a row
+# (a maintainer check holds that); the checks across fields follow in `_cross_field_problems`.
 _POSITIVE_INT = (lambda v: _is_int(v) and v > 0, "a positive integer")
 _COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
 _POSITIVE = (lambda v: _is_number(v) and v > 0, "a finite number > 0")
@@ -83,9 +84,9 @@ FIELD_RULES: dict[str, tuple] = {
     "warmup_teacher_temp": _POSITIVE, "teacher_temp": _POSITIVE, "warmup_teacher_temp_epochs": _COUNT,
     "student_temp": _POSITIVE, "center_momentum": _UNIT,
     "knn_k": _POSITIVE_INT, "knn_temperature": _POSITIVE, "eval_every": _POSITIVE_INT,
+    "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     # threads: at most 256, more than any CPU the course targets; --threads 100000 made the next
     # library import fail ("cannot map zero-fill pages") with a traceback
-    "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "seed": _COUNT, "threads": (lambda v: _is_int(v) and 0 <= v <= 256, "an integer in [0, 256] (0: PyTorch's default)"),
 }
 

@@ -166,11 +166,6 @@ class TrainConfig:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
 
     @classmethod
-    def field_defaults(cls) -> dict:
-        """Each setting's default (the paper's recipe), in `to_dict` form."""
-        return cls().to_dict()
-
-    @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
@@ -665,9 +660,9 @@ def run_training(
         if resume:
             state = load_checkpoint(checkpoint_path)
             # a setting added after the checkpoint was written counts as its default (e.g. `precision`)
-            saved_config = {**TrainConfig.field_defaults(), **state["config"]}
-            if saved_config != config.to_dict():
-                changed = sorted(k for k in config.to_dict() if saved_config.get(k) != config.to_dict()[k])
+            saved_config, current = {**TrainConfig().to_dict(), **state["config"]}, config.to_dict()
+            if saved_config != current:
+                changed = sorted(k for k in current if saved_config.get(k) != current[k])
                 raise CheckpointError(f"--resume: the checkpoint in {output_dir} was made with other settings ({changed}); use the same ones")
             model.student.load_state_dict(state["student"])
             model.teacher.load_state_dict(state["teacher"])
