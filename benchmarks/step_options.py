@@ -32,18 +32,10 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def build_step(option: str, config, parts, iterations: int):
-    from dino_course import loss as course_loss
     from dino_course import training
-    from dino_course.job.train import build_model, build_optimizer
+    from train_step import build_course  # the same model, loss, optimiser and schedules as train_step.py times
 
-    model = build_model(config, parts, iterations)
-    criterion = course_loss.DINOLoss(
-        config.output_dim, epochs=2, warmup_teacher_temp=config.teacher_temp, teacher_temp=config.teacher_temp,
-        warmup_teacher_temp_epochs=0, student_temp=config.student_temp, center_momentum=config.center_momentum,
-    )
-    optimizer = build_optimizer(model.student, parts)
-    schedules = training.TrainingSchedules.create(config.epochs, iterations, config.batch_size,
-                                                  base_lr=config.base_lr, warmup_epochs=0)
+    model, criterion, optimizer, schedules = build_course(config, parts, iterations)
     if option == "compile":  # fixed shapes: one graph per crop size, no recompilation
         model.student.backbone.compile(dynamic=False)
         model.teacher.backbone.compile(dynamic=False)

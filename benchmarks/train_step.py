@@ -244,6 +244,26 @@ def main() -> None:
     worker(args)
 
 
+CRITERION_EPOCHS = 2  # the teacher temperature is constant (no warm-up) on every side
+
+
+def build_course(config, parts, iterations: int):
+    """The main job's model and fused AdamW for `config`, a loss with a constant teacher temperature,
+    and schedules with no warm-up: (model, criterion, optimizer, schedules) for `iterations` steps."""
+    from dino_course import loss as course_loss
+    from dino_course import training
+    from dino_course.job.train import build_model, build_optimizer
+
+    model = build_model(config, parts, iterations)
+    criterion = course_loss.DINOLoss(config.output_dim, epochs=CRITERION_EPOCHS, warmup_teacher_temp=config.teacher_temp,
+                                     teacher_temp=config.teacher_temp, warmup_teacher_temp_epochs=0,
+                                     student_temp=config.student_temp, center_momentum=config.center_momentum)
+    optimizer = build_optimizer(model.student, parts)  # the main job's
+    schedules = training.TrainingSchedules.create(config.epochs, iterations, config.batch_size, base_lr=config.base_lr,
+                                                  warmup_epochs=0)
+    return model, criterion, optimizer, schedules
+
+
 def worker(args: argparse.Namespace) -> None:
     import dataclasses
     import json
@@ -254,10 +274,9 @@ def worker(args: argparse.Namespace) -> None:
 
     from lightly_dino import LightlyDINO
 
-    from dino_course import loss as course_loss
     from dino_course import training
     from dino_course.data.datasets import load_digits
-    from dino_course.job.train import PRESETS, _Parts, build_augmentation, build_model, build_optimizer
+    from dino_course.job.train import PRESETS, _Parts, build_augmentation
 
     if args.vit_s16:  # the paper's network and head; 2 local crops and a small batch, so that a CPU step takes seconds
         config = dataclasses.replace(PRESETS["paper"], image_size=224, n_local=2, batch_size=args.batch_size)
@@ -275,14 +294,7 @@ def worker(args: argparse.Namespace) -> None:
             "threads": torch.get_num_threads()}
 
     # ---- the course's step
-    model = build_model(config, parts, total_iterations)
-    criterion_epochs = 2  # the teacher temperature is constant (no warm-up) on every side
-    criterion = course_loss.DINOLoss(config.output_dim, epochs=criterion_epochs, warmup_teacher_temp=config.teacher_temp,
-                                     teacher_temp=config.teacher_temp, warmup_teacher_temp_epochs=0,
-                                     student_temp=config.student_temp, center_momentum=config.center_momentum)
-    optimizer = build_optimizer(model.student, parts)  # the main job's
-    schedules = training.TrainingSchedules.create(config.epochs, total_iterations, config.batch_size, base_lr=config.base_lr,
-                                                  warmup_epochs=0)
+    model, criterion, optimizer, schedules = build_course(config, parts, total_iterations)
     steps = {}
 
     def course_step(i: int) -> float:
@@ -296,7 +308,7 @@ def worker(args: argparse.Namespace) -> None:
         from original_dino import OriginalDINO, import_original
 
         no_warmup = dataclasses.replace(config, warmup_teacher_temp=config.teacher_temp, warmup_teacher_temp_epochs=0)
-        original = OriginalDINO(import_original(args.original_dir), model, no_warmup, criterion_epochs)
+        original = OriginalDINO(import_original(args.original_dir), model, no_warmup, CRITERION_EPOCHS)
 
         def original_step(i: int) -> float:
             return original.step(views, i, 0, schedules, model.momentum_schedule).item()
